@@ -1,0 +1,457 @@
+"""The embedded, durable block store: one LMDB environment in ``$IPMIRROR_PATH/blocks``.
+
+Usage::
+
+    store = LmdbStore.open(path)
+    with store.session() as s:
+        s.put(cid, data); s.pin(root)
+
+Layout (named LMDB databases):
+
+- ``blocks``     multihash -> block bytes
+- ``pins``       CID bytes -> b"recursive" | b"direct"
+- ``stage_mh``   multihash + session id (16 B) -> b""   (what live sessions wrote or reused)
+- ``stage_sid``  session id + multihash -> b""          (the same, by session, to clear it)
+- ``meta``       b"epoch" (bumped on every pin change), b"bytes" (sum of block sizes)
+
+Rules:
+1. One write transaction per batch (``batch_bytes``, 256 MiB by default) and one at session end;
+   LMDB commits are atomic and synced (``sync=True``), so a SIGKILL loses at most the batch in
+   flight and never leaves a half-written block or a pin without its DAG.
+2. The environment is opened with ``writemap``: dirty pages live in the shared file mapping rather
+   than in anonymous memory, which keeps RSS flat and measured ~1.7x faster for 1 MiB values (see
+   docs/design.md). Because a write fault on a full disk would be a SIGBUS with writemap, every
+   batch first checks that the file system has room for it.
+3. The map grows as needed (doubling) across processes: the writer grows it before a batch when
+   headroom is short; readers adopt a size grown by another process (``MapResizedError``).
+4. Liveness of a session is an exclusive ``flock`` on ``sessions/<id>.lock``; GC treats blocks
+   staged by live sessions as roots and clears the staging of dead (crashed) ones.
+5. A write transaction belongs to the thread that opened the session: the importer hashes in
+   worker threads and puts from one thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import lmdb
+
+from ipmirror.codec.cid import CID
+from ipmirror.errors import BlockNotFound, StoreError
+from ipmirror.store.base import PinKind, StoreStat
+
+T = TypeVar("T")
+
+INITIAL_MAP = 1 << 34  # 16 GiB of address space; the file is sparse and grows with the data
+DEFAULT_BATCH = 256 << 20
+DISK_MARGIN = 64 << 20
+_U64 = 8
+
+
+def _u64(b: bytes | None) -> int:
+    return int.from_bytes(b, "big") if b else 0
+
+
+class LmdbSession:
+    def __init__(self, store: LmdbStore, batch_bytes: int) -> None:
+        self._store = store
+        self._batch = batch_bytes
+        self.sid = secrets.token_bytes(16)
+        self._lockfile = store.sessions_dir / f"{self.sid.hex()}.lock"
+        fd = os.open(self._lockfile, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lockfd = fd
+        self._pins: list[tuple[CID, PinKind]] = []
+        self._txn: Any = None
+        self._in_txn = 0
+        self._delta = 0
+        self._written = 0
+        self._staged_any = False
+        self._thread = threading.get_ident()
+
+    # -- transactions ---------------------------------------------------------------------------
+    def _begin(self) -> Any:
+        if self._txn is None:
+            self._store._ensure_room(self._batch)
+            self._txn = self._store.env.begin(write=True)
+            self._in_txn = 0
+            self._delta = 0
+        return self._txn
+
+    def _commit(self) -> None:
+        txn = self._txn
+        if txn is None:
+            return
+        if self._delta:
+            db = self._store.db_meta
+            txn.put(b"bytes", (_u64(txn.get(b"bytes", db=db)) + self._delta).to_bytes(_U64, "big"), db=db)
+        txn.commit()
+        self._txn = None
+
+    def put(self, cid: CID, data: bytes | memoryview) -> bool:
+        if cid.is_identity:
+            return False
+        mh = cid.multihash
+        st = self._store
+        txn = self._begin()
+        txn.put(mh + self.sid, b"", db=st.db_stage_mh)
+        txn.put(self.sid + mh, b"", db=st.db_stage_sid)
+        self._staged_any = True
+        new = bool(txn.put(mh, data, db=st.db_blocks, overwrite=False))
+        if new:
+            n = len(data)
+            self._in_txn += n
+            self._delta += n
+            self._written += n
+            if self._in_txn >= self._batch:
+                self._commit()
+        return new
+
+    def has(self, cid: CID) -> bool:
+        if cid.is_identity:
+            return True
+        st = self._store
+        txn = self._begin()
+        if txn.get(cid.multihash, db=st.db_blocks) is None:
+            return False
+        txn.put(cid.multihash + self.sid, b"", db=st.db_stage_mh)
+        txn.put(self.sid + cid.multihash, b"", db=st.db_stage_sid)
+        self._staged_any = True
+        return True
+
+    def pin(self, cid: CID, kind: PinKind = "recursive") -> None:
+        self._pins.append((cid, kind))
+
+    def checkpoint(self) -> None:
+        self._commit()
+
+    @property
+    def bytes_written(self) -> int:
+        return self._written
+
+    def end(self, ok: bool) -> None:
+        st = self._store
+        try:
+            if not ok:
+                if self._txn is not None:
+                    # keep what was hashed and put: committed batches are not redone later
+                    self._commit()
+            else:
+                txn = self._begin()
+                for cid, kind in self._pins:
+                    txn.put(cid.buffer, kind.encode(), db=st.db_pins)
+                if self._pins:
+                    _bump_epoch(txn, st.db_meta)
+                self._commit()
+            if self._staged_any:
+                st._clear_session(self.sid)
+        finally:
+            if self._txn is not None:
+                self._txn.abort()
+                self._txn = None
+            with contextlib.suppress(OSError):
+                os.unlink(self._lockfile)
+            os.close(self._lockfd)
+
+    def __enter__(self) -> LmdbSession:
+        return self
+
+    def __exit__(self, et: object, ev: object, tb: object) -> None:
+        self.end(et is None)
+
+
+def _bump_epoch(txn: Any, db: Any) -> None:
+    txn.put(b"epoch", (_u64(txn.get(b"epoch", db=db)) + 1).to_bytes(_U64, "big"), db=db)
+
+
+class LmdbStore:
+    def __init__(self, path: Path, env: Any) -> None:
+        self.path = path
+        self.env = env
+        self.sessions_dir = path / "sessions"
+        self.db_blocks = env.open_db(b"blocks")
+        self.db_pins = env.open_db(b"pins")
+        self.db_stage_mh = env.open_db(b"stage_mh")
+        self.db_stage_sid = env.open_db(b"stage_sid")
+        self.db_meta = env.open_db(b"meta")
+        self._resize_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> LmdbStore:
+        p = Path(path)
+        try:
+            (p / "sessions").mkdir(parents=True, exist_ok=True)
+            data = p / "data.mdb"
+            cur = data.stat().st_size if data.exists() else 0
+            env = lmdb.open(str(p), map_size=max(INITIAL_MAP, cur), max_dbs=8, writemap=True,
+                            max_readers=1024, readahead=False, subdir=True, create=not readonly,
+                            readonly=readonly, metasync=True, sync=True)
+        except lmdb.Error as e:
+            raise StoreError(f"cannot open block store at {p}: {e}") from None
+        except OSError as e:
+            raise StoreError(f"cannot open block store at {p}: {e.strerror}") from None
+        return cls(p, env)
+
+    # -- map size -----------------------------------------------------------------------------
+    def _read(self, fn: Callable[[Any], T]) -> T:
+        for _ in range(3):
+            try:
+                with self.env.begin(buffers=False) as txn:
+                    return fn(txn)
+            except lmdb.MapResizedError:
+                with self._resize_lock:
+                    self.env.set_mapsize(0)
+        with self.env.begin() as txn:
+            return fn(txn)
+
+    def _ensure_room(self, batch: int) -> None:
+        try:
+            st = os.statvfs(self.path)
+        except OSError:
+            st = None
+        need = 2 * batch + DISK_MARGIN
+        if st is not None and st.f_bavail * st.f_frsize < min(need, batch + DISK_MARGIN):
+            raise StoreError(f"not enough free disk space in {self.path} for another batch "
+                             f"({(batch + DISK_MARGIN) >> 20} MiB needed)")
+        info = self.env.info()
+        used = (info["last_pgno"] + 1) * self.env.stat()["psize"]
+        size = info["map_size"]
+        if used + need > size:
+            new = size
+            while used + need > new:
+                new *= 2
+            with self._resize_lock:
+                try:
+                    self.env.set_mapsize(new)
+                except lmdb.Error as e:
+                    raise StoreError(f"cannot grow the block store map to {new} bytes: {e}") from None
+
+    # -- blocks -------------------------------------------------------------------------------
+    def has(self, cid: CID) -> bool:
+        if cid.is_identity:
+            return True
+        return self._read(lambda t: t.get(cid.multihash, db=self.db_blocks) is not None)
+
+    def get(self, cid: CID) -> bytes:
+        if cid.is_identity:
+            return cid.identity_data()
+        data = self._read(lambda t: t.get(cid.multihash, db=self.db_blocks))
+        if data is None:
+            raise BlockNotFound(cid)
+        return bytes(data)
+
+    def get_many(self, cids: list[CID]) -> list[bytes]:
+        """Several blocks in one read transaction."""
+        def fn(t: Any) -> list[bytes]:
+            out = []
+            for c in cids:
+                if c.is_identity:
+                    out.append(c.identity_data())
+                    continue
+                d = t.get(c.multihash, db=self.db_blocks)
+                if d is None:
+                    raise BlockNotFound(c)
+                out.append(bytes(d))
+            return out
+        return self._read(fn)
+
+    def size(self, cid: CID) -> int:
+        if cid.is_identity:
+            return len(cid.identity_data())
+
+        def fn(t: Any) -> int | None:
+            with t.cursor(db=self.db_blocks) as cur:
+                if not cur.set_key(cid.multihash):
+                    return None
+                return len(cur.value())
+        n = self._read(fn)
+        if n is None:
+            raise BlockNotFound(cid)
+        return n
+
+    def session(self, *, batch_bytes: int | None = None) -> LmdbSession:
+        return LmdbSession(self, batch_bytes or DEFAULT_BATCH)
+
+    def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
+        with self.session() as s:
+            return sum(s.put(c, d) for c, d in blocks)
+
+    def delete(self, cid: CID) -> bool:
+        self._ensure_room(1 << 20)
+        with self.env.begin(write=True) as txn:
+            old = txn.pop(cid.multihash, db=self.db_blocks)
+            if old is not None:
+                b = _u64(txn.get(b"bytes", db=self.db_meta))
+                txn.put(b"bytes", max(0, b - len(old)).to_bytes(_U64, "big"), db=self.db_meta)
+            return old is not None
+
+    def iter_keys(self) -> Iterator[bytes]:
+        """Multihashes in key order, read in pages so no transaction stays open for long."""
+        last: bytes | None = None
+        while True:
+            def page(t: Any, after: bytes | None = last) -> list[bytes]:
+                with t.cursor(db=self.db_blocks) as cur:
+                    ok = cur.set_range(after) if after is not None else cur.first()
+                    out = []
+                    while ok and len(out) < 4096:
+                        k = bytes(cur.key())
+                        if k != after:
+                            out.append(k)
+                        ok = cur.next()
+                    return out
+            keys = self._read(page)
+            if not keys:
+                return
+            yield from keys
+            last = keys[-1]
+
+    def iter_blocks(self) -> Iterator[tuple[bytes, bytes]]:
+        for mh in self.iter_keys():
+            data = self._read(lambda t, k=mh: t.get(k, db=self.db_blocks))
+            if data is not None:
+                yield mh, bytes(data)
+
+    # -- pins ---------------------------------------------------------------------------------
+    def pin_add(self, cid: CID, kind: PinKind = "recursive") -> None:
+        self._ensure_room(1 << 20)
+        with self.env.begin(write=True) as txn:
+            txn.put(cid.buffer, kind.encode(), db=self.db_pins)
+            _bump_epoch(txn, self.db_meta)
+
+    def pin_rm(self, cid: CID) -> bool:
+        self._ensure_room(1 << 20)
+        with self.env.begin(write=True) as txn:
+            found = txn.delete(cid.buffer, db=self.db_pins)
+            _bump_epoch(txn, self.db_meta)
+            return bool(found)
+
+    def pins(self) -> list[tuple[CID, PinKind]]:
+        def fn(t: Any) -> list[tuple[CID, PinKind]]:
+            with t.cursor(db=self.db_pins) as cur:
+                return [(CID.from_bytes(bytes(k)), bytes(v).decode()) for k, v in cur]  # type: ignore[misc]
+        return self._read(fn)
+
+    def pin_kind(self, cid: CID) -> PinKind | None:
+        v = self._read(lambda t: t.get(cid.buffer, db=self.db_pins))
+        return bytes(v).decode() if v is not None else None  # type: ignore[return-value]
+
+    # -- gc support ---------------------------------------------------------------------------
+    def gc_snapshot(self) -> tuple[int, list[tuple[CID, PinKind]]]:
+        def fn(t: Any) -> tuple[int, list[tuple[CID, PinKind]]]:
+            epoch = _u64(t.get(b"epoch", db=self.db_meta))
+            with t.cursor(db=self.db_pins) as cur:
+                pins = [(CID.from_bytes(bytes(k)), bytes(v).decode()) for k, v in cur]
+            return epoch, pins  # type: ignore[return-value]
+        return self._read(fn)
+
+    def _session_alive(self, sid: bytes) -> bool:
+        lf = self.sessions_dir / f"{sid.hex()}.lock"
+        try:
+            fd = os.open(lf, os.O_RDWR)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def _staged_sids(self, txn: Any) -> list[bytes]:
+        sids = []
+        with txn.cursor(db=self.db_stage_sid) as cur:
+            ok = cur.first()
+            while ok:
+                sid = bytes(cur.key())[:16]
+                sids.append(sid)
+                ok = cur.set_range(sid + b"\xff" * 64)
+        return sids
+
+    def _clear_session(self, sid: bytes) -> None:
+        """Drop a session's staging entries (in pages, so the write lock is held briefly)."""
+        while True:
+            self._ensure_room(1 << 20)
+            with self.env.begin(write=True) as txn, txn.cursor(db=self.db_stage_sid) as cur:
+                n = 0
+                ok = cur.set_range(sid)
+                while ok and n < 50_000:
+                    k = bytes(cur.key())
+                    if not k.startswith(sid):
+                        break
+                    txn.delete(k[16:] + sid, db=self.db_stage_mh)
+                    ok = cur.delete()
+                    n += 1
+                if n < 50_000:
+                    return
+
+    def clear_dead_sessions(self) -> int:
+        sids = self._read(self._staged_sids)
+        dead = [s for s in sids if not self._session_alive(s)]
+        for s in dead:
+            self._clear_session(s)
+        for lf in self.sessions_dir.glob("*.lock"):
+            with contextlib.suppress(ValueError):
+                sid = bytes.fromhex(lf.stem)
+                if sid not in sids and not self._session_alive(sid):
+                    with contextlib.suppress(OSError):
+                        lf.unlink()
+        return len(dead)
+
+    def gc_sweep(self, epoch: int, candidates: list[bytes]) -> int | None:
+        self._ensure_room(1 << 20)
+        with self.env.begin(write=True) as txn:
+            if _u64(txn.get(b"epoch", db=self.db_meta)) != epoch:
+                return None
+            n = 0
+            freed = 0
+            with txn.cursor(db=self.db_stage_mh) as stage:
+                for mh in candidates:
+                    if stage.set_range(mh):
+                        k = bytes(stage.key())
+                        if k.startswith(mh) and len(k) == len(mh) + 16:
+                            continue
+                    old = txn.pop(mh, db=self.db_blocks)
+                    if old is not None:
+                        n += 1
+                        freed += len(old)
+            if freed:
+                b = _u64(txn.get(b"bytes", db=self.db_meta))
+                txn.put(b"bytes", max(0, b - freed).to_bytes(_U64, "big"), db=self.db_meta)
+            return n
+
+    # -- info ---------------------------------------------------------------------------------
+    def stat(self) -> StoreStat:
+        def fn(t: Any) -> tuple[int, int, int]:
+            return (t.stat(self.db_blocks)["entries"], _u64(t.get(b"bytes", db=self.db_meta)),
+                    t.stat(self.db_pins)["entries"])
+        blocks, nbytes, pins = self._read(fn)
+        try:
+            disk = os.stat(self.path / "data.mdb").st_blocks * 512
+        except OSError:
+            disk = 0
+        return StoreStat(blocks, nbytes, pins, disk, str(self.path))
+
+    def compact(self) -> int:
+        """Rewrite the environment without free pages; returns bytes given back. Needs no other
+        process to use the store meanwhile (the caller holds the repo's exclusive lock)."""
+        before = os.stat(self.path / "data.mdb").st_blocks * 512
+        tmp = self.path / "compact.tmp"
+        tmp.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (tmp / "data.mdb").unlink()
+        self.env.copy(str(tmp), compact=True)
+        os.replace(tmp / "data.mdb", self.path / "data.mdb")
+        tmp.rmdir()
+        after = os.stat(self.path / "data.mdb").st_blocks * 512
+        return max(0, before - after)
+
+    def close(self) -> None:
+        self.env.close()

@@ -1,0 +1,153 @@
+"""An in-memory block store (tests, ``--only-hash`` sinks). Same contract as the LMDB store."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterable, Iterator
+
+from ipmirror.codec.cid import CID
+from ipmirror.errors import BlockNotFound
+from ipmirror.store.base import PinKind, StoreStat
+
+_ids = itertools.count(1)
+
+
+class MemorySession:
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+        self.sid = next(_ids)
+        self._pins: list[tuple[CID, PinKind]] = []
+        self._written = 0
+        self._staged: set[bytes] = set()
+        with store._lock:
+            store._staging[self.sid] = self._staged
+
+    def put(self, cid: CID, data: bytes | memoryview) -> bool:
+        if cid.is_identity:
+            return False
+        mh = cid.multihash
+        with self._store._lock:
+            self._staged.add(mh)
+            if mh in self._store._blocks:
+                return False
+            self._store._blocks[mh] = bytes(data)
+        self._written += len(data)
+        return True
+
+    def has(self, cid: CID) -> bool:
+        if self._store.has(cid):
+            with self._store._lock:
+                self._staged.add(cid.multihash)
+            return True
+        return False
+
+    def pin(self, cid: CID, kind: PinKind = "recursive") -> None:
+        self._pins.append((cid, kind))
+
+    def checkpoint(self) -> None:
+        pass
+
+    @property
+    def bytes_written(self) -> int:
+        return self._written
+
+    def end(self, ok: bool) -> None:
+        with self._store._lock:
+            if ok:
+                for cid, kind in self._pins:
+                    self._store._pins[cid.buffer] = kind
+                if self._pins:
+                    self._store._epoch += 1
+            self._store._staging.pop(self.sid, None)
+
+    def __enter__(self) -> MemorySession:
+        return self
+
+    def __exit__(self, et: object, ev: object, tb: object) -> None:
+        self.end(et is None)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._blocks: dict[bytes, bytes] = {}
+        self._pins: dict[bytes, PinKind] = {}
+        self._staging: dict[int, set[bytes]] = {}
+        self._epoch = 0
+        self._lock = threading.RLock()
+
+    def has(self, cid: CID) -> bool:
+        return cid.is_identity or cid.multihash in self._blocks
+
+    def get(self, cid: CID) -> bytes:
+        if cid.is_identity:
+            return cid.identity_data()
+        try:
+            return self._blocks[cid.multihash]
+        except KeyError:
+            raise BlockNotFound(cid) from None
+
+    def size(self, cid: CID) -> int:
+        return len(self.get(cid))
+
+    def session(self, *, batch_bytes: int | None = None) -> MemorySession:
+        return MemorySession(self)
+
+    def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
+        with self.session() as s:
+            return sum(s.put(c, d) for c, d in blocks)
+
+    def delete(self, cid: CID) -> bool:
+        with self._lock:
+            return self._blocks.pop(cid.multihash, None) is not None
+
+    def iter_keys(self) -> Iterator[bytes]:
+        with self._lock:
+            keys = list(self._blocks)
+        return iter(keys)
+
+    def iter_blocks(self) -> Iterator[tuple[bytes, bytes]]:
+        with self._lock:
+            items = list(self._blocks.items())
+        return iter(items)
+
+    def pin_add(self, cid: CID, kind: PinKind = "recursive") -> None:
+        with self._lock:
+            self._pins[cid.buffer] = kind
+            self._epoch += 1
+
+    def pin_rm(self, cid: CID) -> bool:
+        with self._lock:
+            found = self._pins.pop(cid.buffer, None) is not None
+            self._epoch += 1
+            return found
+
+    def pins(self) -> list[tuple[CID, PinKind]]:
+        with self._lock:
+            return [(CID.from_bytes(k), v) for k, v in sorted(self._pins.items())]
+
+    def pin_kind(self, cid: CID) -> PinKind | None:
+        return self._pins.get(cid.buffer)
+
+    def gc_snapshot(self) -> tuple[int, list[tuple[CID, PinKind]]]:
+        with self._lock:
+            return self._epoch, self.pins()
+
+    def gc_sweep(self, epoch: int, candidates: list[bytes]) -> int | None:
+        with self._lock:
+            if epoch != self._epoch:
+                return None
+            staged = set().union(*self._staging.values()) if self._staging else set()
+            n = 0
+            for mh in candidates:
+                if mh not in staged and self._blocks.pop(mh, None) is not None:
+                    n += 1
+            return n
+
+    def stat(self) -> StoreStat:
+        with self._lock:
+            return StoreStat(len(self._blocks), sum(map(len, self._blocks.values())), len(self._pins), 0,
+                             ":memory:")
+
+    def close(self) -> None:
+        pass
