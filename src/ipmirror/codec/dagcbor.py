@@ -56,3 +56,106 @@ def links(data: bytes) -> list[CID]:
         if len(out) > 1 << 20:
             raise DecodeError("too many links")
     return out
+
+
+# -- a strict DAG-CBOR decoder/encoder for small documents (CAR headers, later IPNS data) -------
+
+def _item(buf: bytes, pos: int, depth: int) -> tuple[object, int]:
+    if depth > 64:
+        raise DecodeError("CBOR nesting too deep")
+    major, val, pos = _head(buf, pos)
+    if major == 0:
+        return val, pos
+    if major == 1:
+        return -1 - val, pos
+    if major in (2, 3):
+        if pos + val > len(buf):
+            raise DecodeError("truncated CBOR string")
+        raw = buf[pos:pos + val]
+        pos += val
+        if major == 2:
+            return raw, pos
+        try:
+            return raw.decode("utf-8"), pos
+        except UnicodeDecodeError:
+            raise DecodeError("CBOR text is not UTF-8") from None
+    if major == 4:
+        out = []
+        for _ in range(val):
+            v, pos = _item(buf, pos, depth + 1)
+            out.append(v)
+        return out, pos
+    if major == 5:
+        d: dict[str, object] = {}
+        prev: bytes | None = None
+        for _ in range(val):
+            k, pos = _item(buf, pos, depth + 1)
+            if not isinstance(k, str):
+                raise DecodeError("DAG-CBOR map keys must be strings")
+            kb = k.encode()
+            if prev is not None and (len(kb), kb) <= (len(prev), prev):
+                raise DecodeError("DAG-CBOR map keys out of canonical order or repeated")
+            prev = kb
+            d[k], pos = _item(buf, pos, depth + 1)
+        return d, pos
+    if major == 6:
+        if val != 42:
+            raise DecodeError(f"CBOR tag {val} is not allowed in DAG-CBOR")
+        raw_cid, pos = _item(buf, pos, depth + 1)
+        if not isinstance(raw_cid, bytes) or not raw_cid or raw_cid[0] != 0:
+            raise DecodeError("tag 42 must wrap bytes starting with 0x00")
+        try:
+            return CID.from_bytes(raw_cid[1:]), pos
+        except InvalidCID as e:
+            raise DecodeError(str(e)) from None
+    # major 7
+    if val == 20:
+        return False, pos
+    if val == 21:
+        return True, pos
+    if val == 22:
+        return None, pos
+    raise DecodeError("CBOR simple value or float not supported here")
+
+
+def decode(data: bytes) -> object:
+    """Decode one DAG-CBOR document (ints, strings, bytes, lists, maps, CIDs, bools, null)."""
+    value, pos = _item(bytes(data), 0, 0)
+    if pos != len(data):
+        raise DecodeError("trailing bytes after DAG-CBOR document")
+    return value
+
+
+def _head_bytes(major: int, n: int) -> bytes:
+    if n < 24:
+        return bytes((major << 5 | n,))
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes((major << 5 | info,)) + n.to_bytes(size, "big")
+    raise ValueError("integer too large for CBOR")
+
+
+def encode(value: object) -> bytes:
+    """Canonical DAG-CBOR (map keys sorted by length, then bytes)."""
+    if value is False:
+        return b"\xf4"
+    if value is True:
+        return b"\xf5"
+    if value is None:
+        return b"\xf6"
+    if isinstance(value, int):
+        return _head_bytes(0, value) if value >= 0 else _head_bytes(1, -1 - value)
+    if isinstance(value, bytes):
+        return _head_bytes(2, len(value)) + value
+    if isinstance(value, str):
+        b = value.encode()
+        return _head_bytes(3, len(b)) + b
+    if isinstance(value, CID):
+        raw = b"\x00" + value.buffer
+        return b"\xd8\x2a" + _head_bytes(2, len(raw)) + raw
+    if isinstance(value, (list, tuple)):
+        return _head_bytes(4, len(value)) + b"".join(encode(v) for v in value)
+    if isinstance(value, dict):
+        keys = sorted(value, key=lambda k: (len(k.encode()), k.encode()))
+        return _head_bytes(5, len(keys)) + b"".join(encode(k) + encode(value[k]) for k in keys)
+    raise TypeError(f"cannot encode {type(value).__name__} as DAG-CBOR")

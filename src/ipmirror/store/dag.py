@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from ipmirror.codec import dagcbor, dagpb
-from ipmirror.codec.cid import DAG_CBOR, DAG_PB, CID
+from ipmirror.codec.cid import CID, DAG_CBOR, DAG_PB
 from ipmirror.errors import BlockNotFound
 
 

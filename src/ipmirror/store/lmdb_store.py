@@ -292,31 +292,36 @@ class LmdbStore:
                 txn.put(b"bytes", max(0, b - len(old)).to_bytes(_U64, "big"), db=self.db_meta)
             return old is not None
 
-    def iter_keys(self) -> Iterator[bytes]:
-        """Multihashes in key order, read in pages so no transaction stays open for long."""
+    def _pages(self, values: bool) -> Iterator[list[tuple[bytes, bytes | None]]]:
+        """Blocks in key order, a page per short read transaction (none stays open for long)."""
         last: bytes | None = None
         while True:
-            def page(t: Any, after: bytes | None = last) -> list[bytes]:
+            def page(t: Any, after: bytes | None = last) -> list[tuple[bytes, bytes | None]]:
+                out: list[tuple[bytes, bytes | None]] = []
                 with t.cursor(db=self.db_blocks) as cur:
                     ok = cur.set_range(after) if after is not None else cur.first()
-                    out = []
-                    while ok and len(out) < 4096:
+                    while ok and len(out) < (256 if values else 4096):
                         k = bytes(cur.key())
                         if k != after:
-                            out.append(k)
+                            out.append((k, bytes(cur.value()) if values else None))
                         ok = cur.next()
-                    return out
-            keys = self._read(page)
-            if not keys:
+                return out
+            items = self._read(page)
+            if not items:
                 return
-            yield from keys
-            last = keys[-1]
+            yield items
+            last = items[-1][0]
+
+    def iter_keys(self) -> Iterator[bytes]:
+        for items in self._pages(False):
+            for k, _ in items:
+                yield k
 
     def iter_blocks(self) -> Iterator[tuple[bytes, bytes]]:
-        for mh in self.iter_keys():
-            data = self._read(lambda t, k=mh: t.get(k, db=self.db_blocks))
-            if data is not None:
-                yield mh, bytes(data)
+        for items in self._pages(True):
+            for k, v in items:
+                assert v is not None
+                yield k, v
 
     # -- pins ---------------------------------------------------------------------------------
     def pin_add(self, cid: CID, kind: PinKind = "recursive") -> None:

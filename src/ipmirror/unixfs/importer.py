@@ -22,6 +22,7 @@ before and after) is read again, and after three tries the add fails for it. Spe
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import stat as statmod
@@ -123,8 +124,8 @@ class Importer:
         return put
 
     # -- public -------------------------------------------------------------------------------
-    def add_paths(self, paths: Sequence[str | os.PathLike[str]]) -> Entry:
-        """Import each path; returns the last root (the wrapping directory with ``wrap``)."""
+    def add_paths(self, paths: Sequence[str | os.PathLike[str]]) -> list[Entry]:
+        """Import each path; returns their roots (just the wrapping directory with ``wrap``)."""
         if not paths:
             raise InvalidInput("nothing to add")
         for p in paths:
@@ -134,7 +135,7 @@ class Importer:
             return self._drive(paths)
         per_block = self.profile.chunker.size or (512 << 10)
         self._q = queue.Queue(maxsize=max(4, self._queue_bytes // max(per_block, 1)))
-        result: list[Entry] = []
+        result: list[list[Entry]] = []
         error: list[BaseException] = []
 
         def driver() -> None:
@@ -159,10 +160,8 @@ class Importer:
         except BaseException:
             self._abort.set()
             while t.is_alive():  # unblock producers
-                try:
+                with contextlib.suppress(queue.Empty):
                     self._q.get(timeout=0.1)
-                except queue.Empty:
-                    pass
             raise
         finally:
             t.join()
@@ -177,25 +176,23 @@ class Importer:
         if self._on_added is not None:
             self._on_added(Added(path, entry, kind))
 
-    def _drive(self, paths: Sequence[str | os.PathLike[str]]) -> Entry:
+    def _drive(self, paths: Sequence[str | os.PathLike[str]]) -> list[Entry]:
         maker = BlockMaker(self.profile, self._make_sink())
         inflight = threading.BoundedSemaphore(self._workers * 4)
         with ThreadPoolExecutor(self._workers, thread_name_prefix="ipmirror-hash") as pool:
             tops: list[tuple[bytes, Entry]] = []
-            root: Entry | None = None
             for p in paths:
                 ps = os.fspath(p)
                 name = os.path.basename(os.path.normpath(ps)) or ps
-                root = self._any(maker, pool, inflight, ps, name)
-                tops.append((os.fsencode(name), root))
-            if self.options.wrap:
-                names = [n for n, _ in tops]
-                if len(set(names)) != len(names):
-                    raise InvalidInput("two added paths have the same name; cannot wrap them")
-                root = build_directory(maker, self.profile, tops)
-                self._emit("", root, "directory")
-            assert root is not None
-            return root
+                tops.append((os.fsencode(name), self._any(maker, pool, inflight, ps, name)))
+            if not self.options.wrap:
+                return [e for _, e in tops]
+            names = [n for n, _ in tops]
+            if len(set(names)) != len(names):
+                raise InvalidInput("two added paths have the same name; cannot wrap them")
+            root = build_directory(maker, self.profile, tops)
+            self._emit("", root, "directory")
+            return [root]
 
     def _any(self, maker: BlockMaker, pool: ThreadPoolExecutor, inflight: threading.BoundedSemaphore,
              path: str, rel: str) -> Entry:
@@ -246,15 +243,15 @@ class Importer:
             except FileNotFoundError:
                 self._warn(f"{sub}: vanished during add, skipped")
                 continue
-            mode = dst.st_mode
-            if statmod.S_ISREG(mode):
+            fmt = dst.st_mode
+            if statmod.S_ISREG(fmt):
                 inflight.acquire()
                 fut = pool.submit(self._file, maker, sub, dst)
                 fut.add_done_callback(lambda _f: inflight.release())
                 files.append((name, subrel, fut))
-            elif statmod.S_ISDIR(mode):
+            elif statmod.S_ISDIR(fmt):
                 subdirs.append((name, sub, subrel))
-            elif statmod.S_ISLNK(mode):
+            elif statmod.S_ISLNK(fmt):
                 children.append((name, self._symlink(maker, sub, subrel, dst)))
             else:
                 self._warn(f"{sub}: special file skipped")

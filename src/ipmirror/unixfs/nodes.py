@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 from ipmirror.codec import dagpb
 from ipmirror.codec import unixfs_pb as pb
-from ipmirror.codec.cid import DAG_PB, RAW, CID, multihash_identity, multihash_sha256
+from ipmirror.codec.cid import CID, DAG_PB, RAW, multihash_identity, multihash_sha256
 from ipmirror.unixfs.profile import Profile
 
-Sink = Callable[[CID, bytes], None]
+Sink = Callable[[CID, bytes], object]
 
 
 @dataclass(frozen=True, slots=True)

@@ -105,7 +105,7 @@ class Profile:
         return (f"{self.name}: cidv{self.cid_version}, raw-leaves={str(self.raw_leaves).lower()}, "
                 f"chunker={self.chunker}, max-links={self.max_links}, layout={self.layout}, "
                 f"hamt={self.hamt_estimate} {self.hamt_switch} {self.hamt_threshold}, "
-                f"fanout={self.hamt_fanout}, inline={'%d' % self.inline_limit if self.inline else 'off'}")
+                f"fanout={self.hamt_fanout}, inline={self.inline_limit if self.inline else 'off'}")
 
 
 PRESETS: Final[dict[str, Profile]] = {

@@ -1,0 +1,284 @@
+"""``ipmirror init``, ``block``, ``dag``, ``pin`` and ``repo`` commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ipmirror.car import export_car, import_car
+from ipmirror.cli.common import Ctx, add_bool
+from ipmirror.codec.cid import CID, CODEC_NAMES, verify_multihash
+from ipmirror.errors import DecodeError, InvalidInput, IpmirrorError, NotFound
+from ipmirror.node import Repo
+from ipmirror.store import gc as gcmod
+from ipmirror.store.dag import walk
+from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
+
+CODECS = {v: k for k, v in CODEC_NAMES.items()}
+MAX_BLOCK = 2 << 20
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("init", help="create a repository")
+    p.add_argument("--profile", choices=sorted(PRESETS), default=DEFAULT_PROFILE)
+    p.set_defaults(func=init)
+
+    blk = sub.add_parser("block", help="raw blocks").add_subparsers(dest="sub", required=True)
+    p = blk.add_parser("get", help="write a block's bytes to stdout")
+    p.add_argument("cid")
+    p.set_defaults(func=block_get)
+    p = blk.add_parser("put", help="store a block read from a file or stdin; print its CID")
+    p.add_argument("file", nargs="?", default="-")
+    p.add_argument("--cid-codec", default="raw", choices=("raw", "dag-pb", "dag-cbor"))
+    add_bool(p, "--pin", False, "pin the block")
+    p.set_defaults(func=block_put)
+    p = blk.add_parser("stat", help="print a block's size")
+    p.add_argument("cid")
+    p.set_defaults(func=block_stat)
+    p = blk.add_parser("rm", help="delete blocks (not pinned ones)")
+    p.add_argument("cids", nargs="+")
+    p.set_defaults(func=block_rm)
+
+    dag = sub.add_parser("dag", help="DAG-level commands").add_subparsers(dest="sub", required=True)
+    p = dag.add_parser("export", help="write a DAG as a CARv1 stream to stdout")
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.set_defaults(func=dag_export)
+    p = dag.add_parser("import", help="import CAR files (verifying every block)")
+    p.add_argument("files", nargs="+")
+    add_bool(p, "--pin-roots", True, "pin the roots when their DAG is complete (default true)")
+    p.set_defaults(func=dag_import)
+    p = dag.add_parser("stat", help="size and block count of a DAG")
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=dag_stat)
+
+    pin = sub.add_parser("pin", help="pins keep DAGs from GC").add_subparsers(dest="sub", required=True)
+    p = pin.add_parser("add", help="pin a DAG that is complete in the store")
+    p.add_argument("paths", nargs="+", metavar="CID[/PATH]")
+    add_bool(p, "--recursive", True, "pin the whole DAG (default true)")
+    p.set_defaults(func=pin_add)
+    p = pin.add_parser("rm", help="unpin")
+    p.add_argument("paths", nargs="+", metavar="CID[/PATH]")
+    p.set_defaults(func=pin_rm)
+    p = pin.add_parser("ls", help="list pins")
+    p.add_argument("--type", choices=("all", "recursive", "direct"), default="all")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=pin_ls)
+
+    repo = sub.add_parser("repo", help="repository maintenance").add_subparsers(dest="sub", required=True)
+    p = repo.add_parser("gc", help="delete blocks that no pin reaches")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=repo_gc)
+    p = repo.add_parser("verify", help="re-hash every block and check every pinned DAG")
+    p.set_defaults(func=repo_verify)
+    p = repo.add_parser("stat", help="repository statistics")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=repo_stat)
+
+
+def _cid_of(repo: Repo, text: str) -> CID:
+    root, parts = ex.parse_path(text)
+    return ex.resolve(repo.store.get, root, parts) if parts else root
+
+
+def init(ctx: Ctx) -> int:
+    path = ctx.repo_path
+    existed = (path / "config.json").exists()
+    cfg = Repo.init(path, ctx.args.profile)
+    with Repo.open(path):
+        pass
+    if existed:
+        ctx.print(f"repository at {path} exists (profile {cfg['profile']})")
+    else:
+        ctx.print(f"initialized ipmirror repository at {path} (profile {cfg['profile']})")
+    return 0
+
+
+def block_get(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        sys.stdout.buffer.write(repo.store.get(CID.parse(ctx.args.cid)))
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def block_put(ctx: Ctx) -> int:
+    a = ctx.args
+    try:
+        if a.file == "-":
+            data = sys.stdin.buffer.read(MAX_BLOCK + 1)
+        else:
+            with open(a.file, "rb") as f:
+                data = f.read(MAX_BLOCK + 1)
+    except OSError as e:
+        raise InvalidInput(f"{a.file}: {e.strerror}") from None
+    if len(data) > MAX_BLOCK:
+        raise InvalidInput(f"block is larger than {MAX_BLOCK} bytes")
+    codec = CODECS[a.cid_codec]
+    if codec == CODECS["dag-pb"]:
+        from ipmirror.codec import dagpb
+        dagpb.decode(data)
+    cid = CID.hash(codec, data)
+    with ctx.open_repo() as repo, repo.store.session() as s:
+        s.put(cid, data)
+        if a.pin:
+            s.pin(cid, "direct")
+    ctx.print(cid)
+    return 0
+
+
+def block_stat(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        cid = CID.parse(ctx.args.cid)
+        ctx.print(f"Key: {cid}\nSize: {repo.store.size(cid)}")
+    return 0
+
+
+def block_rm(ctx: Ctx) -> int:
+    rc = 0
+    with ctx.open_repo() as repo:
+        pinned = {c.multihash for c, _ in repo.store.pins()}
+        for text in ctx.args.cids:
+            cid = CID.parse(text)
+            if cid.multihash in pinned:
+                ctx.err.write(f"Error: {cid} is pinned; unpin it first\n")
+                rc = 1
+            elif repo.store.delete(cid):
+                ctx.print(f"removed {cid}")
+            else:
+                ctx.err.write(f"Error: block {cid} is not in the store\n")
+                rc = 1
+    return rc
+
+
+def dag_export(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        cid = _cid_of(repo, ctx.args.path)
+        out = sys.stdout.buffer
+        export_car(repo.store.get, cid, out.write)
+        out.flush()
+    return 0
+
+
+def dag_import(ctx: Ctx) -> int:
+    rc = 0
+    with ctx.open_repo() as repo:
+        for name in ctx.args.files:
+            try:
+                f = sys.stdin.buffer if name == "-" else open(name, "rb")  # noqa: SIM115
+            except OSError as e:
+                raise InvalidInput(f"{name}: {e.strerror}") from None
+            try:
+                res = import_car(repo.store, f.read, pin_roots=ctx.args.pin_roots)
+            except DecodeError as e:
+                raise DecodeError(f"{name}: {e}") from None
+            finally:
+                if f is not sys.stdin.buffer:
+                    f.close()
+            for r in res.pinned:
+                ctx.print(f"pinned root {r} success")
+            for r in res.incomplete:
+                ctx.err.write(f"Error: root {r} is incomplete in the store; not pinned\n")
+                rc = 1
+            ctx.err.write(f"imported {res.blocks} blocks ({res.new} new) from {name}\n")
+    return rc
+
+
+def dag_stat(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        cid = _cid_of(repo, ctx.args.path)
+        size = n = 0
+        for _c, data in walk(cid, repo.store.get):
+            n += 1
+            size += len(data or b"")
+        if ctx.args.json:
+            ctx.print(json.dumps({"Cid": str(cid), "Size": size, "NumBlocks": n}))
+        else:
+            ctx.print(f"Size: {size}, NumBlocks: {n}")
+    return 0
+
+
+def pin_add(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        for text in ctx.args.paths:
+            cid = _cid_of(repo, text)
+            if ctx.args.recursive:
+                missing = next(gcmod.iter_missing(repo.store, cid), None)
+                if missing is not None:
+                    raise NotFound(f"cannot pin {cid}: block {missing} is not in the store", missing)
+                repo.store.pin_add(cid, "recursive")
+                ctx.print(f"pinned {cid} recursively")
+            else:
+                if not repo.store.has(cid):
+                    raise NotFound(f"cannot pin {cid}: it is not in the store", cid)
+                repo.store.pin_add(cid, "direct")
+                ctx.print(f"pinned {cid} directly")
+    return 0
+
+
+def pin_rm(ctx: Ctx) -> int:
+    rc = 0
+    with ctx.open_repo() as repo:
+        for text in ctx.args.paths:
+            cid = _cid_of(repo, text)
+            if repo.store.pin_rm(cid):
+                ctx.print(f"unpinned {cid}")
+            else:
+                ctx.err.write(f"Error: {cid} is not pinned\n")
+                rc = 1
+    return rc
+
+
+def pin_ls(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        for cid, kind in repo.store.pins():
+            if ctx.args.type in ("all", kind):
+                ctx.print(cid if ctx.args.quiet else f"{cid} {kind}")
+    return 0
+
+
+def repo_gc(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        before = repo.store.stat()
+        res = gcmod.collect(repo.store)
+        after = repo.store.stat()
+        if not ctx.args.quiet:
+            freed = max(0, before.block_bytes - after.block_bytes)
+            ctx.print(f"removed {res.removed} blocks ({freed} bytes)")
+    return 0
+
+
+def repo_verify(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        rep = gcmod.verify(repo.store)
+        for mh in rep.corrupt:
+            ctx.print(f"corrupt: block {CID(1, 0x55, mh)} does not match its hash")
+        for root, missing in rep.missing:
+            ctx.print(f"missing: block {missing} (pinned under {root}) is not in the store")
+        for root, msg in rep.undecodable:
+            ctx.print(f"undecodable: DAG under {root}: {msg}")
+        for mh in rep.unverifiable:
+            ctx.print(f"skipped: block {CID(1, 0x55, mh)} uses a hash function ipmirror cannot check")
+        if rep.ok:
+            ctx.print(f"verified {rep.blocks} blocks: ok")
+            return 0
+        n = len(rep.corrupt) + len(rep.missing) + len(rep.undecodable)
+        ctx.print(f"verified {rep.blocks} blocks: {n} problem(s)")
+        return 1
+
+
+def repo_stat(ctx: Ctx) -> int:
+    with ctx.open_repo() as repo:
+        st = repo.store.stat()
+        info = {"NumObjects": st.blocks, "BlockBytes": st.block_bytes, "RepoSize": st.disk_bytes,
+                "Pins": st.pins, "RepoPath": str(repo.path), "Profile": repo.profile.name}
+        if ctx.args.json:
+            ctx.print(json.dumps(info))
+        else:
+            for k, v in info.items():
+                ctx.print(f"{k + ':':<12} {v}")
+    return 0
+
+
+__all__ = ["IpmirrorError", "register", "verify_multihash"]

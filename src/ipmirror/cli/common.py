@@ -1,0 +1,62 @@
+"""Shared CLI helpers: output, Kubo-style boolean flags, opening the repository."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from ipmirror.errors import InvalidInput
+from ipmirror.node import Repo, default_path
+
+TRUE = {"true", "1", "yes", "on"}
+FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass
+class Ctx:
+    args: argparse.Namespace
+    out: TextIO = sys.stdout
+    err: TextIO = sys.stderr
+
+    @property
+    def repo_path(self) -> Path:
+        p = getattr(self.args, "repo_dir", None)
+        return Path(p).expanduser() if p else default_path()
+
+    def open_repo(self, create: bool = True) -> Repo:
+        return Repo.open(self.repo_path, create=create)
+
+    def print(self, *parts: object) -> None:
+        print(*parts, file=self.out)
+
+    def warn(self, msg: str) -> None:
+        print(f"ipmirror: warning: {msg}", file=self.err)
+
+
+def add_bool(p: argparse.ArgumentParser, name: str, default: bool | None, help: str) -> None:
+    """A Kubo-style boolean flag: ``--name``, ``--name=true|false``, and ``--no-name``."""
+    dest = name.lstrip("-").replace("-", "_")
+    p.add_argument(name, dest=dest, action="store_true", default=default, help=help)
+    p.add_argument("--no-" + name.lstrip("-"), dest=dest, action="store_false", help=argparse.SUPPRESS)
+
+
+def normalize_bools(argv: list[str], names: set[str]) -> list[str]:
+    """Rewrite ``--flag=true/false`` into ``--flag`` / ``--no-flag`` for argparse."""
+    out = []
+    for a in argv:
+        if a.startswith("--") and "=" in a:
+            k, v = a.split("=", 1)
+            if k in names:
+                lv = v.lower()
+                if lv in TRUE:
+                    out.append(k)
+                    continue
+                if lv in FALSE:
+                    out.append("--no-" + k[2:])
+                    continue
+                raise InvalidInput(f"{k} takes true or false, not {v!r}")
+        out.append(a)
+    return out

@@ -1,0 +1,69 @@
+"""Entry point of the ``ipmirror`` console script: parse, dispatch, map errors to exit codes.
+
+Exit codes: 0 ok; 1 failure (bad input, missing data, corrupt store, internal error); 2 usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from ipmirror import __version__
+from ipmirror.cli import add, admin, read
+from ipmirror.cli.common import Ctx, normalize_bools
+from ipmirror.errors import IpmirrorError
+
+BOOL_FLAGS = add.BOOL_FLAGS | {"--pin-roots", "--recursive"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ipmirror", description="IPFS-native mirror and cache for package "
+                                "registries. The repository is $IPMIRROR_PATH (default ~/.ipmirror).")
+    p.add_argument("--repo-dir", help="repository path (overrides $IPMIRROR_PATH)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--version", action="version", version=f"ipmirror {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add.register(sub)
+    read.register(sub)
+    admin.register(sub)
+    v = sub.add_parser("version", help="print the version")
+    v.set_defaults(func=lambda ctx: (ctx.print(f"ipmirror {__version__}"), 0)[1])
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args_in
+    try:
+        args = build_parser().parse_args(normalize_bools(args_in, BOOL_FLAGS))
+        rc: int = args.func(Ctx(args))
+        return rc
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except OSError:
+            pass
+        return 1
+    except KeyboardInterrupt:
+        print("ipmirror: interrupted", file=sys.stderr)
+        return 130
+    except IpmirrorError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"Error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if debug:
+            traceback.print_exc()
+        else:
+            print(f"Error: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+                  file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

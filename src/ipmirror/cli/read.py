@@ -1,0 +1,153 @@
+"""``ipmirror cat``, ``get`` and ``ls``: reading UnixFS data back out of the store."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+
+from ipmirror.cli.common import Ctx
+from ipmirror.codec.cid import CID
+from ipmirror.errors import Conflict, InvalidInput
+from ipmirror.unixfs import exporter as ex
+
+Getter = Callable[[CID], bytes]
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("cat", help="print a file's contents")
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.add_argument("-o", "--offset", type=int, default=0, help="byte offset to start at")
+    p.add_argument("-l", "--length", type=int, help="number of bytes to print")
+    p.set_defaults(func=cat)
+
+    p = sub.add_parser("get", help="write a file or directory tree out of the store")
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.add_argument("-o", "--output", help="the path to create (default: the CID or last path name)")
+    p.add_argument("--force", action="store_true", help="replace an existing output path")
+    p.set_defaults(func=get)
+
+    p = sub.add_parser("ls", help="list the links of a directory (or file)")
+    p.add_argument("path", metavar="CID[/PATH]")
+    p.add_argument("-v", "--headers", action="store_true", help="print a header line")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=ls)
+
+
+def _target(get: Getter, text: str) -> CID:
+    root, parts = ex.parse_path(text)
+    return ex.resolve(get, root, parts)
+
+
+def cat(ctx: Ctx) -> int:
+    a = ctx.args
+    if a.offset < 0 or (a.length is not None and a.length < 0):
+        raise InvalidInput("offset and length must not be negative")
+    with ctx.open_repo() as repo:
+        get = repo.store.get
+        cid = _target(get, a.path)
+        out = sys.stdout.buffer
+        for chunk in ex.read(get, cid, a.offset, a.length):
+            out.write(chunk)
+        out.flush()
+    return 0
+
+
+_KIND_CODE = {"directory": 1, "hamt-sharded-directory": 1, "file": 2, "raw": 2, "symlink": 4, "metadata": 3}
+
+
+def ls(ctx: Ctx) -> int:
+    a = ctx.args
+    with ctx.open_repo() as repo:
+        get = repo.store.get
+        cid = _target(get, a.path)
+        node = ex.stat(get, cid)
+        rows: list[tuple[str, CID, ex.Node]] = []
+        if node.is_dir:
+            rows = [(e.name, e.cid, ex.stat(get, e.cid)) for e in ex.list_dir(get, cid, node)]
+        elif node.pb is not None:
+            rows = [("", lk.hash, ex.stat(get, lk.hash)) for lk in node.pb.links]
+        if a.json:
+            links = [{"Name": n, "Hash": str(c), "Size": 0 if x.is_dir else x.size,
+                      "Type": _KIND_CODE.get(x.kind, 0),
+                      "Target": (x.data.data or b"").decode("utf-8", "surrogateescape")
+                      if x.kind == "symlink" and x.data else ""} for n, c, x in rows]
+            ctx.print(json.dumps({"Objects": [{"Hash": a.path, "Links": links}]}))
+            return 0
+        if a.headers:
+            ctx.print("Hash\tSize\tName")
+        width = max((len(str(c)) for _, c, _ in rows), default=0)
+        for name, c, x in rows:
+            size = "-" if x.is_dir else str(x.size)
+            ctx.print(f"{c!s:<{width}} {size:>8} {name}{'/' if x.is_dir else ''}")
+    return 0
+
+
+def _safe_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise InvalidInput(f"refusing to write an entry named {name!r}")
+    return name
+
+
+def _write(get: Getter, cid: CID, dest: str) -> None:
+    node = ex.stat(get, cid)
+    if node.is_dir:
+        os.mkdir(dest, 0o700)
+        for e in ex.list_dir(get, cid, node):
+            _write(get, e.cid, os.path.join(dest, _safe_name(e.name)))
+    elif node.kind == "symlink":
+        assert node.data is not None
+        os.symlink(node.data.data or b"", os.fsencode(dest))
+        return
+    elif node.kind == "file":
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            for chunk in ex.read(get, cid):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+    else:
+        raise InvalidInput(f"{cid}: cannot write a {node.kind} node")
+    mode = node.mode
+    if mode is None:
+        mode = 0o755 if node.is_dir else 0o644
+    os.chmod(dest, mode & 0o7777)
+    if node.mtime is not None:
+        ns = node.mtime.seconds * 1_000_000_000 + node.mtime.nanos
+        os.utime(dest, ns=(ns, ns))
+
+
+def get(ctx: Ctx) -> int:
+    a = ctx.args
+    with ctx.open_repo() as repo:
+        getb = repo.store.get
+        root, parts = ex.parse_path(a.path)
+        cid = ex.resolve(getb, root, parts)
+        dest = a.output or (parts[-1] if parts else str(root))
+        if os.path.lexists(dest) and not a.force:
+            raise Conflict(f"{dest} exists (use --force to replace it)")
+        parent = os.path.dirname(os.path.abspath(dest))
+        tmp = os.path.join(parent, f".{os.path.basename(dest)}.ipmirror-{os.getpid()}")
+        try:
+            _write(getb, cid, tmp)
+            if os.path.lexists(dest):
+                if os.path.isdir(dest) and not os.path.islink(dest):
+                    shutil.rmtree(dest)
+                else:
+                    os.unlink(dest)
+            os.replace(tmp, dest)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                if os.path.isdir(tmp) and not os.path.islink(tmp):
+                    shutil.rmtree(tmp)
+                elif os.path.lexists(tmp):
+                    os.unlink(tmp)
+            raise
+        ctx.err.write(f"Saving file(s) to {dest}\n")
+    return 0

@@ -1,0 +1,99 @@
+"""Composition: opens a repository and hands out the pieces the commands need.
+
+Usage::
+
+    with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror, created on first use
+        repo.store.get(cid)
+        repo.profile                       # the repo's default import profile
+
+Layout of a repository::
+
+    config.json      {"version": 1, "profile": "unixfs-v1-2025"}
+    blocks/          the LMDB block store (data.mdb, lock.mdb, sessions/)
+
+Configuration is read here, once; nothing below this layer reads the environment or files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from types import TracebackType
+
+from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
+
+REPO_VERSION = 1
+
+
+def default_path(env: dict[str, str] | None = None) -> Path:
+    e = os.environ if env is None else env
+    p = e.get("IPMIRROR_PATH")
+    return Path(p).expanduser() if p else Path("~/.ipmirror").expanduser()
+
+
+class Repo:
+    def __init__(self, path: Path, config: dict[str, object], store: LmdbStore) -> None:
+        self.path = path
+        self.config = config
+        self.store = store
+
+    @staticmethod
+    def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
+        if profile not in PRESETS:
+            raise InvalidInput(f"unknown profile {profile!r} (known: {', '.join(PRESETS)})")
+        cfg_path = path / "config.json"
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o700)
+            if cfg_path.exists():
+                return _read_config(cfg_path)
+            cfg: dict[str, object] = {"version": REPO_VERSION, "profile": profile}
+            tmp = cfg_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+            os.replace(tmp, cfg_path)
+            return cfg
+        except OSError as e:
+            raise StoreError(f"cannot create repository at {path}: {e.strerror}") from None
+
+    @classmethod
+    def open(cls, path: Path | None = None, *, create: bool = True) -> Repo:
+        p = path or default_path()
+        cfg_path = p / "config.json"
+        if not cfg_path.exists():
+            if not create:
+                raise StoreError(f"no ipmirror repository at {p} (run 'ipmirror init')")
+            cfg = cls.init(p)
+        else:
+            cfg = _read_config(cfg_path)
+        return cls(p, cfg, LmdbStore.open(p / "blocks"))
+
+    @property
+    def profile(self) -> Profile:
+        name = str(self.config.get("profile", DEFAULT_PROFILE))
+        try:
+            return PRESETS[name]
+        except KeyError:
+            raise StoreError(f"repository config names an unknown profile {name!r}") from None
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Repo:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+
+def _read_config(p: Path) -> dict[str, object]:
+    try:
+        cfg = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise StoreError(f"cannot read {p}: {e}") from None
+    if not isinstance(cfg, dict) or cfg.get("version") != REPO_VERSION:
+        raise StoreError(f"{p}: not an ipmirror repository config of version {REPO_VERSION}")
+    return cfg
