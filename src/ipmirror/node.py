@@ -8,7 +8,7 @@ Usage::
 
 Layout of a repository::
 
-    config.json      {"version": 1, "profile": "unixfs-v1-2025"}
+    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]}
     blocks/          the LMDB block store (data.mdb, lock.mdb, sessions/)
 
 Configuration is read here, once; nothing below this layer reads the environment or files.
@@ -77,6 +77,12 @@ class Repo:
             return PRESETS[name]
         except KeyError:
             raise StoreError(f"repository config names an unknown profile {name!r}") from None
+
+    @property
+    def batch_bytes(self) -> int | None:
+        """Bytes per durable write batch (config ``batch_bytes``; default: the store's)."""
+        v = self.config.get("batch_bytes")
+        return int(v) if isinstance(v, int) and v > 0 else None
 
     def close(self) -> None:
         self.store.close()

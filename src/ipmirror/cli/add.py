@@ -77,7 +77,7 @@ def run(ctx: Ctx) -> int:
         if repo is None:
             roots = Importer(opts, None, on_added=on_added, on_warning=ctx.warn).add_paths(a.paths)
         else:
-            with repo.store.session() as s:
+            with repo.store.session(batch_bytes=repo.batch_bytes) as s:
                 imp = Importer(opts, s.put, on_added=on_added, on_warning=ctx.warn, threaded_sink=True)
                 roots = imp.add_paths(a.paths)
                 if a.pin:

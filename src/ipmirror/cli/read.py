@@ -14,6 +14,7 @@ from ipmirror.cli.common import Ctx
 from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.extract import extract
 
 Getter = Callable[[CID], bytes]
 
@@ -87,42 +88,6 @@ def ls(ctx: Ctx) -> int:
     return 0
 
 
-def _safe_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\0" in name:
-        raise InvalidInput(f"refusing to write an entry named {name!r}")
-    return name
-
-
-def _write(get: Getter, cid: CID, dest: str) -> None:
-    node = ex.stat(get, cid)
-    if node.is_dir:
-        os.mkdir(dest, 0o700)
-        for e in ex.list_dir(get, cid, node):
-            _write(get, e.cid, os.path.join(dest, _safe_name(e.name)))
-    elif node.kind == "symlink":
-        assert node.data is not None
-        os.symlink(node.data.data or b"", os.fsencode(dest))
-        return
-    elif node.kind == "file":
-        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            for chunk in ex.read(get, cid):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-    else:
-        raise InvalidInput(f"{cid}: cannot write a {node.kind} node")
-    mode = node.mode
-    if mode is None:
-        mode = 0o755 if node.is_dir else 0o644
-    os.chmod(dest, mode & 0o7777)
-    if node.mtime is not None:
-        ns = node.mtime.seconds * 1_000_000_000 + node.mtime.nanos
-        os.utime(dest, ns=(ns, ns))
-
-
 def get(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
@@ -135,7 +100,7 @@ def get(ctx: Ctx) -> int:
         parent = os.path.dirname(os.path.abspath(dest))
         tmp = os.path.join(parent, f".{os.path.basename(dest)}.ipmirror-{os.getpid()}")
         try:
-            _write(getb, cid, tmp)
+            extract(getb, cid, tmp)
             if os.path.lexists(dest):
                 if os.path.isdir(dest) and not os.path.islink(dest):
                     shutil.rmtree(dest)
