@@ -396,6 +396,21 @@ def test_from_form_rejects_unencodable_name() -> None:
         dagpb.from_form({"Links": [{"Hash": CID_A, "Name": "\ud800"}]})
 
 
+def test_decode_rejects_tsize_over_uint64() -> None:
+    """Tsize is a protobuf uint64: a varint whose value needs more than 64 bits is malformed."""
+    for value in (2**64, 2**70 - 1):
+        block = _links_field(LINK_A + b"\x18" + varint.encode(value))
+        with pytest.raises(DecodeError):
+            dagpb.decode(block)
+    max_ok = _links_field(LINK_A + b"\x18" + varint.encode(2**64 - 1))
+    assert dagpb.decode(max_ok).links[0].tsize == 2**64 - 1
+
+
+def test_from_form_rejects_tsize_over_uint64() -> None:
+    with pytest.raises(InvalidInput):
+        dagpb.from_form({"Links": [{"Hash": CID_A, "Tsize": 2**64}]})
+
+
 # --------------------------------------------------------------------------------------------------
 # Properties
 # --------------------------------------------------------------------------------------------------
@@ -514,8 +529,10 @@ def test_dagcbor_links_basic() -> None:
 
 
 CAR_ROOTS = {
-    "path_gateway_dag/dag-cbor-traversal.car": "bafyreibs4utpgbn7uqegmd2goqz4bkyflre2ek2iwv743fhvylwi4zeeim",
-    "path_gateway_dag/dag-json-traversal.car": "baguqeeram5ujjqrwheyaty3w5gdsmoz6vittchvhk723jjqxk7hakxkd47xq",
+    "path_gateway_dag/dag-cbor-traversal.car":
+        "bafyreibs4utpgbn7uqegmd2goqz4bkyflre2ek2iwv743fhvylwi4zeeim",
+    "path_gateway_dag/dag-json-traversal.car":
+        "baguqeeram5ujjqrwheyaty3w5gdsmoz6vittchvhk723jjqxk7hakxkd47xq",
     "path_gateway_unixfs/symlink.car": "QmWvY6FaqFMS89YAQ9NAPjVP4WZKA1qbHbicc9HeSKQTgt",
     "trustless_gateway_car/dir-with-dag-cbor-with-links.car":
         "bafybeia264q44a3kmfc2otctzu4egp2k235o3t7mslz2yjraymp4nv6asi",
@@ -531,7 +548,8 @@ def test_dagcbor_links_in_car_header(car: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "car", ["path_gateway_dag/dag-cbor-traversal.car", "trustless_gateway_car/dir-with-dag-cbor-with-links.car"]
+    "car",
+    ["path_gateway_dag/dag-cbor-traversal.car", "trustless_gateway_car/dir-with-dag-cbor-with-links.car"],
 )
 def test_dagcbor_links_on_car_blocks(car: str) -> None:
     path = require_fixtures("gateway-conformance", car)

@@ -62,7 +62,11 @@ class Repo:
     def open(cls, path: Path | None = None, *, create: bool = True) -> Repo:
         p = path or default_path()
         cfg_path = p / "config.json"
-        if not cfg_path.exists():
+        try:
+            exists = cfg_path.exists()
+        except OSError as e:
+            raise StoreError(f"cannot use repository at {p}: {e.strerror}") from None
+        if not exists:
             if not create:
                 raise StoreError(f"no ipmirror repository at {p} (run 'ipmirror init')")
             cfg = cls.init(p)

@@ -78,7 +78,7 @@ def run(ctx: Ctx) -> int:
             roots = Importer(opts, None, on_added=on_added, on_warning=ctx.warn).add_paths(a.paths)
         else:
             with repo.store.session(batch_bytes=repo.batch_bytes) as s:
-                imp = Importer(opts, s.put, on_added=on_added, on_warning=ctx.warn, threaded_sink=True)
+                imp = Importer(opts, s.put, on_added=on_added, on_warning=ctx.warn)
                 roots = imp.add_paths(a.paths)
                 if a.pin:
                     for r in roots:

@@ -189,7 +189,9 @@ def dag_stat(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         cid = _cid_of(repo, ctx.args.path)
         size = n = 0
-        for _c, data in walk(cid, repo.store.get):
+        for c, data in walk(cid, repo.store.get):
+            if c.is_identity:  # inlined in its parent's link; not a stored block (as in CARs)
+                continue
             n += 1
             size += len(data or b"")
         if ctx.args.json:

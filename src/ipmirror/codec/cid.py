@@ -24,7 +24,7 @@ import hashlib
 from typing import Final, Literal
 
 from ipmirror.codec import multibase, varint
-from ipmirror.errors import DecodeError, InvalidCID, UnsupportedFormat
+from ipmirror.errors import DecodeError, InvalidCID, InvalidInput, UnsupportedFormat
 
 # multicodecs
 RAW: Final = 0x55
@@ -39,6 +39,7 @@ CODEC_NAMES: Final = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor", DAG_JS
 IDENTITY: Final = 0x00
 SHA2_256: Final = 0x12
 MAX_IDENTITY_DIGEST: Final = 128
+MAX_VARINT: Final = varint.MAX_VARINT_BYTES  # multiformats varints are at most 9 bytes
 HASH_NAMES: Final = {IDENTITY: "identity", SHA2_256: "sha2-256"}
 
 _SHA256_PREFIX: Final = b"\x12\x20"
@@ -57,8 +58,8 @@ def multihash_identity(data: bytes) -> bytes:
 
 def decode_multihash(mh: bytes) -> tuple[int, bytes]:
     """Split a multihash into ``(code, digest)``, checking the length."""
-    code, pos = varint.decode(mh, 0)
-    length, pos = varint.decode(mh, pos)
+    code, pos = varint.decode(mh, 0, max_bytes=MAX_VARINT)
+    length, pos = varint.decode(mh, pos, max_bytes=MAX_VARINT)
     digest = mh[pos:]
     if len(digest) != length:
         raise DecodeError(f"multihash digest length {len(digest)} != declared {length}")
@@ -80,8 +81,8 @@ def verify_multihash(mh: bytes, data: bytes | memoryview) -> bool:
 def read_multihash(buf: bytes | memoryview, pos: int) -> tuple[bytes, int]:
     """Read one multihash starting at ``pos`` of ``buf``; return ``(multihash, new_pos)``."""
     start = pos
-    _code, pos = varint.decode(buf, pos)
-    length, pos = varint.decode(buf, pos)
+    _code, pos = varint.decode(buf, pos, max_bytes=MAX_VARINT)
+    length, pos = varint.decode(buf, pos, max_bytes=MAX_VARINT)
     end = pos + length
     if end > len(buf):
         raise DecodeError("truncated multihash")
@@ -137,10 +138,10 @@ class CID:
         try:
             if len(buf) - pos >= 34 and buf[pos] == 0x12 and buf[pos + 1] == 0x20:
                 return cls(0, DAG_PB, bytes(buf[pos:pos + 34])), pos + 34
-            version, p = varint.decode(buf, pos)
+            version, p = varint.decode(buf, pos, max_bytes=MAX_VARINT)
             if version != 1:
                 raise InvalidCID(f"unknown CID version {version}")
-            codec, p = varint.decode(buf, p)
+            codec, p = varint.decode(buf, p, max_bytes=MAX_VARINT)
             mh, p = read_multihash(buf, p)
             decode_multihash(mh)
             return cls(1, codec, mh), p
@@ -178,7 +179,10 @@ class CID:
         return self._bytes
 
     def encode(self, base: str | None = None) -> str:
-        if self.version == 0 and base in (None, "z"):
+        """Text form; CIDv0 exists only in base58btc (use ``to_v1()`` for other bases)."""
+        if self.version == 0:
+            if base not in (None, "z"):
+                raise InvalidInput("a CIDv0 can only be written in base58btc; convert it to v1 first")
             return multibase.b58encode(self._bytes)
         return multibase.encode(base or ("k" if self.codec == LIBP2P_KEY else "b"), self._bytes)
 

@@ -40,7 +40,10 @@ class PBNode:
 
 
 def name_bytes(name: str) -> bytes:
-    return name.encode("utf-8", "surrogateescape")
+    try:
+        return name.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"link name {name!r} cannot be encoded as bytes") from None
 
 
 def _encode_link(link: PBLink) -> bytes:
@@ -50,8 +53,8 @@ def _encode_link(link: PBLink) -> bytes:
         nb = name_bytes(link.name)
         parts += [b"\x12", varint.encode(len(nb)), nb]
     if link.tsize is not None:
-        if link.tsize < 0:
-            raise InvalidInput("link Tsize cannot be negative")
+        if not 0 <= link.tsize < 1 << 64:
+            raise InvalidInput("link Tsize must be a uint64")
         parts += [b"\x18", varint.encode(link.tsize)]
     return b"".join(parts)
 
@@ -197,6 +200,8 @@ def from_form(form: object) -> PBNode:
             raise InvalidInput("Invalid DAG-PB form (link Tsize must be an integer)")
         if tsize is not None and tsize < 0:
             raise InvalidInput("Invalid DAG-PB form (link Tsize cannot be negative)")
+        if tsize is not None and tsize >= 1 << 64:
+            raise InvalidInput("Invalid DAG-PB form (link Tsize must be a uint64)")
         links.append(PBLink(lk["Hash"], name, tsize))
     node = PBNode(data if "Data" in form else None, tuple(links))
     encode(node)  # checks the sort order

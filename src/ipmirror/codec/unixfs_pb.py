@@ -188,8 +188,8 @@ def _decode(buf: bytes) -> UnixFSData:
     if typ not in TYPE_NAMES:
         raise DecodeError(f"unknown Type {typ}")
     if typ == HAMT_SHARD:
-        if fanout is None or fanout < 2 or fanout & (fanout - 1) or fanout > 1024:
-            raise DecodeError("HAMT shard needs a power-of-two fanout")
+        if fanout is None or fanout < 8 or fanout & (fanout - 1) or fanout > 1024:
+            raise DecodeError("HAMT fanout must be a power of two from 8 to 1024")
         if hash_type != MURMUR3_X64_64:
             raise DecodeError("HAMT shard hash type must be murmur3-x64-64 (0x22)")
     if mode is not None and mode > 0xFFFFFFFF:

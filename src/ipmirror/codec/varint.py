@@ -45,6 +45,8 @@ def decode(buf: bytes | memoryview, pos: int = 0, *, max_bytes: int = 10) -> tup
         if not b & 0x80:
             if b == 0 and pos - start > 1:
                 raise DecodeError("non-minimal varint encoding")
+            if result >> 64:
+                raise DecodeError("varint exceeds 64 bits")
             return result, pos
         shift += 7
         if pos - start >= max_bytes:

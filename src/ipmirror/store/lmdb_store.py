@@ -78,6 +78,8 @@ class LmdbSession:
 
     # -- transactions ---------------------------------------------------------------------------
     def _begin(self) -> Any:
+        if threading.get_ident() != self._thread:
+            raise RuntimeError("a write session is bound to the thread that opened it")
         if self._txn is None:
             self._store._ensure_room(self._batch)
             self._txn = self._store.env.begin(write=True)
@@ -443,20 +445,6 @@ class LmdbStore:
         except OSError:
             disk = 0
         return StoreStat(blocks, nbytes, pins, disk, str(self.path))
-
-    def compact(self) -> int:
-        """Rewrite the environment without free pages; returns bytes given back. Needs no other
-        process to use the store meanwhile (the caller holds the repo's exclusive lock)."""
-        before = os.stat(self.path / "data.mdb").st_blocks * 512
-        tmp = self.path / "compact.tmp"
-        tmp.mkdir(exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            (tmp / "data.mdb").unlink()
-        self.env.copy(str(tmp), compact=True)
-        os.replace(tmp / "data.mdb", self.path / "data.mdb")
-        tmp.rmdir()
-        after = os.stat(self.path / "data.mdb").st_blocks * 512
-        return max(0, before - after)
 
     def close(self) -> None:
         self.env.close()

@@ -85,14 +85,12 @@ class Importer:
     def __init__(self, options: AddOptions, sink: Sink | None = None, *,
                  on_added: Callable[[Added], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
-                 workers: int | None = None, threaded_sink: bool = False,
-                 queue_bytes: int = 64 << 20) -> None:
-        """``sink`` receives every block to store (None: hash only). ``threaded_sink`` says the
-        sink must be called from the thread that calls ``add_paths`` (an LMDB session)."""
+                 workers: int | None = None, queue_bytes: int = 64 << 20) -> None:
+        """``sink`` receives every block to store (None: hash only). It is only ever called from
+        the thread that calls ``add_paths`` (write sessions are bound to their thread)."""
         self.options = options
         self.profile = options.profile
         self._sink = sink
-        self._threaded = threaded_sink and sink is not None
         self._on_added = on_added
         self._on_warning = on_warning
         self._workers = workers or min(2, os.cpu_count() or 1)
@@ -106,8 +104,6 @@ class Importer:
     def _make_sink(self) -> Sink:
         if self._sink is None:
             return _discard
-        if not self._threaded:
-            return self._sink
         q = self._q
         assert q is not None
         abort = self._abort
@@ -131,7 +127,7 @@ class Importer:
         for p in paths:
             if not os.path.lexists(p):
                 raise InvalidInput(f"{os.fspath(p)}: no such file or directory")
-        if not self._threaded:
+        if self._sink is None:
             return self._drive(paths)
         per_block = self.profile.chunker.size or (512 << 10)
         self._q = queue.Queue(maxsize=max(4, self._queue_bytes // max(per_block, 1)))

@@ -86,8 +86,8 @@ class Profile:
     def validate(self) -> None:
         if self.max_links < 2:
             raise InvalidInput("max-links must be at least 2")
-        if self.hamt_fanout not in (2, 4, 8, 16, 32, 64, 128, 256, 512, 1024):
-            raise InvalidInput("HAMT fanout must be a power of two up to 1024")
+        if self.hamt_fanout not in (8, 16, 32, 64, 128, 256, 512, 1024):
+            raise InvalidInput("HAMT fanout must be a power of two from 8 to 1024")
         if self.inline_limit < 0 or self.inline_limit > 128:
             raise InvalidInput("inline limit must be between 0 and 128 bytes")
         if self.hamt_threshold < 0:

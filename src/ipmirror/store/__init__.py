@@ -1,0 +1,1 @@
+"""Block stores keyed by multihash (LMDB, memory), pins, GC and verification. Knows no UnixFS."""

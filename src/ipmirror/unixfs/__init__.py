@@ -1,0 +1,1 @@
+"""UnixFS: profiles, chunkers, layouts, directories and HAMTs (importer); reading (exporter)."""

@@ -1,0 +1,212 @@
+"""The command line as users drive it: output formats, exit codes, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import CLI
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    t = tmp_path / "tree"
+    (t / "sub" / "deeper").mkdir(parents=True)
+    (t / "empty").mkdir()
+    (t / "a.txt").write_bytes(b"hello\n")
+    (t / "sub" / "b.bin").write_bytes(os.urandom(3 << 20))
+    (t / "sub" / "deeper" / "c").write_bytes(b"")
+    (t / ".hidden").write_bytes(b"secret")
+    (t / "link").symlink_to("a.txt")
+    return t
+
+
+def test_add_output_like_kubo(cli: CLI, tree: Path) -> None:
+    out = cli("add", "-r", tree).text.splitlines()
+    assert all(line.startswith("added ") for line in out)
+    paths = [line.split(" ", 2)[2] for line in out]
+    assert paths[-1] == "tree" and "tree/a.txt" in paths and "tree/sub/deeper/c" in paths
+    assert "tree/empty" in paths and "tree/link" in paths
+    assert not any(".hidden" in p for p in paths)  # hidden files need --hidden
+    root = out[-1].split()[1]
+    assert cli("add", "-Q", tree).text.strip() == root
+    quiet = cli("add", "-q", tree).text.split()
+    assert quiet[-1] == root and len(quiet) == len(out)
+    js = [json.loads(line) for line in cli("add", "--json", tree).text.splitlines()]
+    assert js[-1]["Name"] == "tree" and js[-1]["Hash"] == root
+    assert root != cli("add", "-Q", "--hidden", tree).text.strip()
+
+
+def test_add_flags(cli: CLI, tree: Path) -> None:
+    f = tree / "a.txt"
+    assert cli("add", "-Q", "--profile", "unixfs-v0-2015", f).text.strip() == \
+        "QmZULkCELmmk5XNfCgTnCyFgAVxBRBXyDHGGMVoLFLiXEN"
+    assert cli("add", "-Q", "--profile", "unixfs-v0-2015", "--cid-version", "1", f).text.startswith("bafk")
+    v1 = cli("add", "-Q", "--profile", "unixfs-v0-2015", "--cid-version=1", "--raw-leaves=false", f)
+    assert v1.text.startswith("bafy")
+    assert cli("add", "-Q", "--inline", f).text.strip().startswith("bafkqa")  # identity CID
+    wrapped = cli("add", "-w", "-Q", f).text.strip()
+    assert cli("ls", wrapped).text.split()[-1] == "a.txt"
+    assert cli("add", "-Q", "--chunker", "size-1000", "--max-links", "3", "--trickle", tree / "sub" / "b.bin")
+    r = cli("add", "--chunker", "size-0", f, check=False)
+    assert r.rc == 1 and r.err.startswith("Error: ") and len(r.err.splitlines()) == 1
+
+
+def test_cat_get_ls(cli: CLI, tree: Path, tmp_path: Path) -> None:
+    root = cli("add", "-Q", "--hidden", tree).text.strip()
+    data = (tree / "sub" / "b.bin").read_bytes()
+    assert cli("cat", f"{root}/sub/b.bin").out == data
+    assert cli("cat", f"/ipfs/{root}/sub/b.bin", "--offset", "1000000", "--length", "5").out == \
+        data[1_000_000:1_000_005]
+    ls = cli("ls", root).text.splitlines()
+    names = [line.split()[-1] for line in ls]
+    assert names == [".hidden", "a.txt", "empty/", "link", "sub/"]
+    assert json.loads(cli("ls", "--json", root).text)["Objects"][0]["Links"][1]["Size"] == 6
+    out = tmp_path / "out"
+    cli("get", root, "-o", out)
+    assert (out / "sub" / "b.bin").read_bytes() == data
+    assert os.readlink(out / "link") == "a.txt" and (out / "empty").is_dir()
+    r = cli("get", root, "-o", out, check=False)
+    assert r.rc == 1 and "exists" in r.err
+    shutil.rmtree(out / "sub")
+    cli("get", root, "-o", out, "--force")
+    assert (out / "sub" / "b.bin").read_bytes() == data
+
+
+def test_pins_and_gc(cli: CLI, tree: Path) -> None:
+    kept = cli("add", "-Q", tree / "a.txt").text.strip()
+    gone = cli("add", "-Q", "--pin=false", tree / "sub" / "b.bin").text.strip()
+    assert kept in cli("pin", "ls").text and gone not in cli("pin", "ls").text
+    cli("repo", "gc")
+    assert cli("cat", kept).out == b"hello\n"
+    r = cli("cat", gone, check=False)
+    assert r.rc == 1 and gone in r.err and "not in the store" in r.err
+    cli("pin", "rm", kept)
+    cli("repo", "gc")
+    assert cli("repo", "stat", "--json").text and json.loads(cli("repo", "stat", "--json").text)["NumObjects"] == 0
+    r = cli("pin", "add", kept, check=False)
+    assert r.rc == 1 and "not in the store" in r.err
+
+
+def test_block_commands(cli: CLI) -> None:
+    cid = cli("block", "put", input=b"some bytes").text.strip()
+    assert cid.startswith("bafkrei")
+    assert cli("block", "get", cid).out == b"some bytes"
+    assert "Size: 10" in cli("block", "stat", cid).text
+    cli("block", "rm", cid)
+    assert cli("block", "get", cid, check=False).rc == 1
+    r = cli("block", "put", "--cid-codec", "dag-pb", input=b"\xff\xff", check=False)
+    assert r.rc == 1 and "dag-pb" in r.err
+
+
+@pytest.mark.parametrize("args", [
+    ("cat", "not-a-cid"), ("cat", "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzd"),
+    ("ls", "QmInvalid"), ("get", ""), ("add", "/nonexistent/path"), ("dag", "import", "/nonexistent.car"),
+    ("cat", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku/x"),
+])
+def test_bad_input_is_one_line(cli: CLI, args: tuple[str, ...]) -> None:
+    r = cli(*args, check=False)
+    assert r.rc == 1, r.err
+    assert r.err.startswith("Error: ") and len(r.err.strip().splitlines()) == 1
+    assert "Traceback" not in r.err
+
+
+def test_usage_errors_exit_2(cli: CLI) -> None:
+    assert cli("frobnicate", check=False).rc == 2
+    assert cli("add", check=False).rc == 2
+    assert cli("add", "--pin=maybe", ".", check=False).rc == 1
+
+
+def test_special_files_are_skipped_with_a_warning(cli: CLI, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "f").write_bytes(b"x")
+    os.mkfifo(d / "fifo")
+    r = cli("add", "-Q", d)
+    assert "fifo" in r.err and "skipped" in r.err
+    assert r.text.strip() == cli("add", "-Q", "--only-hash", d).text.strip()
+    (d / "fifo").unlink()
+    assert r.text.strip() == cli("add", "-Q", "--only-hash", d).text.strip()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
+def test_unreadable_file_fails_clearly() -> None:
+    top = Path(tempfile.mkdtemp(prefix="ipmirror-nobody-"))  # outside root-only pytest dirs
+    try:
+        os.chmod(top, 0o777)
+        d = top / "d"
+        d.mkdir()
+        (d / "ok").write_bytes(b"ok")
+        (d / "secret").write_bytes(b"no")
+        os.chmod(d / "secret", 0)
+        env = dict(os.environ, IPMIRROR_PATH=str(top / "nobody-repo"), HOME=str(top))
+        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+               sys.executable, "-m", "ipmirror", "add", "-Q", str(d)]
+        p = subprocess.run(cmd, capture_output=True, env=env, text=True)
+        assert p.returncode == 1 and "secret" in p.stderr and "Permission denied" in p.stderr, p.stderr
+        assert "Traceback" not in p.stderr and len(p.stderr.splitlines()) == 1
+        env["IPMIRROR_PATH"] = "/root/ipmirror-forbidden"
+        p = subprocess.run(cmd, capture_output=True, env=env, text=True)
+        assert p.returncode == 1 and p.stderr.startswith("Error: cannot") and "Traceback" not in p.stderr
+    finally:
+        shutil.rmtree(top)
+
+
+def test_file_changing_during_add_is_never_recorded_wrong(cli: CLI, tmp_path: Path) -> None:
+    f = tmp_path / "growing"
+    f.write_bytes(os.urandom(20 << 20))
+    stop = threading.Event()
+
+    def grow() -> None:
+        with open(f, "ab") as fh:
+            while not stop.is_set():
+                fh.write(os.urandom(4096))
+                fh.flush()
+                time.sleep(0.001)
+
+    t = threading.Thread(target=grow)
+    t.start()
+    try:
+        r = cli("add", "-Q", f, check=False)
+    finally:
+        stop.set()
+        t.join()
+    if r.rc == 0:  # read while quiet: the CID must match the bytes now there, if unchanged since
+        cid = r.text.strip()
+        assert cli("cat", cid).out == f.read_bytes()[: len(cli("cat", cid).out)]
+    else:
+        assert "changing" in r.err and "Traceback" not in r.err
+
+
+def test_vanishing_files_during_add(cli: CLI, tmp_path: Path) -> None:
+    d = tmp_path / "d"
+    d.mkdir()
+    for i in range(3000):
+        (d / f"f{i}").write_bytes(b"x" * 100)
+    stop = threading.Event()
+
+    def remove() -> None:
+        for i in reversed(range(3000)):
+            if stop.is_set():
+                return
+            (d / f"f{i}").unlink()
+
+    t = threading.Thread(target=remove)
+    t.start()
+    try:
+        r = cli("add", "-Q", d, check=False)
+    finally:
+        stop.set()
+        t.join()
+    assert "Traceback" not in r.err
+    assert r.rc == 0 or ("vanished" in r.err and len(r.err.strip().splitlines()) >= 1)
+    assert cli("repo", "verify").rc == 0
