@@ -109,7 +109,8 @@ def test_buzhash_is_deterministic_and_shares_chunks(tmp_path: Path) -> None:
     seen: dict[str, set[bytes]] = {"a": set(), "b": set()}
     for name, path in (("a", a), ("b", b)):
         store = MemoryStore()
-        (root,) = Importer(AddOptions(p), lambda c, d: store.put_many([(c, d)])).add_paths([path])
+        with store.session() as s:
+            (root,) = Importer(AddOptions(p), s.put).add_paths([path])
         assert b"".join(ex.read(store.get, root.cid)) == path.read_bytes()
         seen[name] = set(store.iter_keys())
         (again,) = Importer(AddOptions(p)).add_paths([path])
