@@ -70,6 +70,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     repo = sub.add_parser("repo", help="repository maintenance").add_subparsers(dest="sub", required=True)
     p = repo.add_parser("gc", help="delete blocks that no pin reaches")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--compact", action="store_true",
+                   help="then shrink the data file (only when no other process uses the repository)")
     p.set_defaults(func=repo_gc)
     p = repo.add_parser("verify", help="re-hash every block and check every pinned DAG")
     p.set_defaults(func=repo_verify)
@@ -248,6 +250,13 @@ def repo_gc(ctx: Ctx) -> int:
         if not ctx.args.quiet:
             freed = max(0, before.block_bytes - after.block_bytes)
             ctx.print(f"removed {res.removed} blocks ({freed} bytes)")
+        if ctx.args.compact:
+            given = repo.store.compact()
+            if given is None:
+                ctx.err.write("compaction skipped: another process is using the repository\n")
+                return 1
+            if not ctx.args.quiet:
+                ctx.print(f"compacted: {given} bytes given back to the file system")
     return 0
 
 

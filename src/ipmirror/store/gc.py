@@ -7,8 +7,8 @@ again), and (b) skips blocks staged by a live write session — so an add runnin
 never loses a block it wrote or reused but has not pinned yet. Sessions that died (their lock is
 free) have their staging cleared first.
 
-Space: LMDB reuses the pages GC frees for later writes; the file does not shrink by itself
-(see docs/design.md).
+Space: LMDB reuses the pages GC frees for later writes; the file shrinks only when compacted
+(``LmdbStore.compact``, ``repo gc --compact``; see docs/design.md).
 """
 
 from __future__ import annotations

@@ -173,33 +173,44 @@ def _bump_epoch(txn: Any, db: Any) -> None:
     txn.put(b"epoch", (_u64(txn.get(b"epoch", db=db)) + 1).to_bytes(_U64, "big"), db=db)
 
 
+def _open_env(p: Path, readonly: bool = False) -> Any:
+    data = p / "data.mdb"
+    cur = data.stat().st_size if data.exists() else 0
+    return lmdb.open(str(p), map_size=max(INITIAL_MAP, cur), max_dbs=8, writemap=True,
+                     max_readers=1024, readahead=False, subdir=True, create=not readonly,
+                     readonly=readonly, metasync=True, sync=True)
+
+
 class LmdbStore:
-    def __init__(self, path: Path, env: Any) -> None:
+    def __init__(self, path: Path, env: Any, use_fd: int) -> None:
         self.path = path
         self.env = env
+        self._use_fd = use_fd  # shared flock on use.lock while open; compaction needs it exclusive
         self.sessions_dir = path / "sessions"
+        self._open_dbs()
+        self._resize_lock = threading.Lock()
+
+    def _open_dbs(self) -> None:
+        env = self.env
         self.db_blocks = env.open_db(b"blocks")
         self.db_pins = env.open_db(b"pins")
         self.db_stage_mh = env.open_db(b"stage_mh")
         self.db_stage_sid = env.open_db(b"stage_sid")
         self.db_meta = env.open_db(b"meta")
-        self._resize_lock = threading.Lock()
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> LmdbStore:
         p = Path(path)
         try:
             (p / "sessions").mkdir(parents=True, exist_ok=True)
-            data = p / "data.mdb"
-            cur = data.stat().st_size if data.exists() else 0
-            env = lmdb.open(str(p), map_size=max(INITIAL_MAP, cur), max_dbs=8, writemap=True,
-                            max_readers=1024, readahead=False, subdir=True, create=not readonly,
-                            readonly=readonly, metasync=True, sync=True)
+            use_fd = os.open(p / "use.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            fcntl.flock(use_fd, fcntl.LOCK_SH)
+            env = _open_env(p, readonly)
         except lmdb.Error as e:
             raise StoreError(f"cannot open block store at {p}: {e}") from None
         except OSError as e:
             raise StoreError(f"cannot open block store at {p}: {e.strerror}") from None
-        return cls(p, env)
+        return cls(p, env, use_fd)
 
     # -- map size -----------------------------------------------------------------------------
     def _read(self, fn: Callable[[Any], T]) -> T:
@@ -446,5 +457,33 @@ class LmdbStore:
             disk = 0
         return StoreStat(blocks, nbytes, pins, disk, str(self.path))
 
+    def compact(self) -> int | None:
+        """Rewrite the data file without free pages and give the space back to the file system.
+        Needs the store to itself: returns None (doing nothing) while another process has it
+        open; else the bytes of disk space given back."""
+        try:
+            fcntl.flock(self._use_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(self._use_fd, fcntl.LOCK_SH)  # the conversion may have dropped it
+            return None
+        try:
+            data = self.path / "data.mdb"
+            before = data.stat().st_blocks * 512
+            tmp = self.path / "compact.tmp"
+            tmp.mkdir(exist_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                (tmp / "data.mdb").unlink()
+            self.env.copy(str(tmp), compact=True)
+            self.env.close()
+            os.replace(tmp / "data.mdb", data)
+            tmp.rmdir()
+            self.env = _open_env(self.path)
+            self._open_dbs()
+            return max(0, before - data.stat().st_blocks * 512)
+        finally:
+            fcntl.flock(self._use_fd, fcntl.LOCK_SH)
+
     def close(self) -> None:
         self.env.close()
+        with contextlib.suppress(OSError):
+            os.close(self._use_fd)
