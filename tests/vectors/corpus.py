@@ -158,8 +158,8 @@ def _links_bytes_dir(count: int, name_len: int, delta: int, first: str, rest: st
     """``count`` empty files whose names are ``name_len`` bytes, except the first, which is
     ``name_len + delta`` bytes (so links-bytes / block-bytes sums move by ``delta``)."""
     def make(root: str, name: str) -> None:
-        names = [first + "%0*d" % (name_len + delta - 1, 0)]
-        names += [rest + "%0*d" % (name_len - 1, i) for i in range(1, count)]
+        names = [first + "0" * (name_len + delta - 1)]
+        names += [rest + str(i).zfill(name_len - 1) for i in range(1, count)]
         assert all(len(n) == name_len for n in names[1:]) and len(names[0]) == name_len + delta
         _touch_many(root, names)
     return make
@@ -190,10 +190,13 @@ def block_bytes_of_empty_files(name_lens: Iterable[int]) -> int:
 
 
 def _subdirs(root: str, name: str) -> None:
-    """5000 non-empty subdirectories and nothing else: sharded only because of them."""
+    """1000 non-empty subdirectories and nothing else: sharded only because of them. Long names
+    keep the count (and Kubo's time, which grows fast with the number of subdirectories) low."""
     os.makedirs(root)
-    for i in range(5000):
-        d = f"{root}/simple-project-{i:05d}"  # 20-byte names: 5000 x (20 + 34) = 270000
+    pad = "-a-rather-long-project-name-as-seen-in-package-registries" * 5
+    for i in range(1000):
+        nm = (f"project-{i:04d}" + pad)[:240]  # 1000 x (240 + 34) = 274000 links-bytes
+        d = f"{root}/{nm}"
         os.mkdir(d)
         _write(f"{d}/index.html", b"<a href='p-%d.tar.gz'>p-%d</a>\n" % (i, i))
 
@@ -206,7 +209,7 @@ MTIMES = {
     "epoch": 0,
     "nanos": 1_700_000_000 * 10**9 + 123_456_789,
     "neg": -31_536_000 * 10**9,  # 1969-01-01, before the epoch
-    "y2038": (2**31 + 5) * 10**9,
+    "y2106": (2**32 + 5) * 10**9,  # > 2^32 (values with low 32 bits >= 2^31: see README, JS bug)
     "ms": 1_650_000_000 * 10**9 + 500_000_000,
 }
 
@@ -224,7 +227,7 @@ def _meta(root: str, name: str) -> None:
         ("private_600.txt", 11, 0o600, "nanos"),
         ("exec_755.sh", 30, 0o755, "epoch"),
         ("exec_700", 100, 0o700, "neg"),
-        ("readonly_444", 1, 0o444, "y2038"),
+        ("readonly_444", 1, 0o444, "y2106"),
         ("setuid_4755", 64, 0o4755, "ms"),
         ("empty_640", 0, 0o640, "int"),
         ("one_chunk_256k", C256, 0o644, "nanos"),  # one chunk at 256 KiB
@@ -240,7 +243,7 @@ def _meta(root: str, name: str) -> None:
         ("sub_700/deeper_1777", 0o1777, "neg"),
         ("sub_700", 0o700, "nanos"),
         ("plain_755", 0o755, "int"),
-        ("empty_750", 0o750, "y2038"),
+        ("empty_750", 0o750, "y2106"),
     ]
     links = [("link_rel", "default_644.txt", "nanos"), ("sub_700/link_dangling", "../nowhere", "int")]
     _meta_tree(root, name, files, dirs, links, (0o750, "ms"))
@@ -255,7 +258,7 @@ def _meta_multi(root: str, name: str) -> None:
         ("two_chunks", 2 * C256, 0o644, "neg"),
         ("sub/inner", C256 + 1, 0o400, "ms"),
     ]
-    dirs = [("sub", 0o700, "epoch"), ("empty_775", 0o775, "y2038")]
+    dirs = [("sub", 0o700, "epoch"), ("empty_775", 0o775, "y2106")]
     links = [("link", "sub/inner", "nanos")]
     _meta_tree(root, name, files, dirs, links, (0o755, "int"))
 
@@ -340,9 +343,10 @@ CASES: dict[str, Case] = {
                   "flat block of exactly 262144 bytes under unixfs-v1-2025 (4369 empty files)"),
     "bb_lt": Case(_links_bytes_dir(*BLOCK_BYTES, -1, "a", "b"), "as bb_eq, 262143 block bytes"),
     "bb_gt": Case(_links_bytes_dir(*BLOCK_BYTES, 1, "a", "b"), "as bb_eq, 262145 block bytes"),
-    "subdirs": Case(_subdirs, "5000 non-empty subdirectories: shards only because of them"),
+    "subdirs": Case(_subdirs, "1000 non-empty subdirectories with 240-byte names: shards only "
+                    "because of them"),
     "meta": Case(_meta, "fixed modes (0644 0600 0755 0700 0444 04755 0640 01777 0750 ...) and "
-                 "mtimes (integer, nanoseconds, epoch, negative, > 2^31); single- and multi-chunk "
+                 "mtimes (integer, nanoseconds, epoch, negative, > 2^32); single- and multi-chunk "
                  "files, empty file and dir, symlinks", meta=True),
     "meta_multi": Case(_meta_multi, "like meta, only multi-chunk files (>256 KiB)", meta=True),
     "meta_hamt": Case(_meta_hamt, "4000 files with modes/mtimes in a dir with mode 0711 and an "

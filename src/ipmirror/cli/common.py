@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -18,8 +18,8 @@ FALSE = {"false", "0", "no", "off"}
 @dataclass
 class Ctx:
     args: argparse.Namespace
-    out: TextIO = sys.stdout
-    err: TextIO = sys.stderr
+    out: TextIO = field(default_factory=lambda: sys.stdout)  # looked up per call (redirections)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
 
     @property
     def repo_path(self) -> Path:
