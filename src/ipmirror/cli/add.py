@@ -105,14 +105,15 @@ class _Progress:
         if ev.kind == "file":
             self.files += 1
             self.bytes += ev.entry.size
-        now = time.monotonic()
-        if now - self.last > 0.2:
-            self.last = now
-            rate = self.bytes / max(now - self.t0, 1e-6) / 1e6
-            print(f"\r{self.files} files, {self.bytes / 1e6:.1f} MB, {rate:.0f} MB/s",
-                  end="", file=self.ctx.err, flush=True)
+        if time.monotonic() - self.last > 0.2:
+            self.show()
+
+    def show(self) -> None:
+        now = self.last = time.monotonic()
+        rate = self.bytes / max(now - self.t0, 1e-6) / 1e6
+        print(f"\r{self.files} files, {self.bytes / 1e6:.1f} MB, {rate:.0f} MB/s",
+              end="", file=self.ctx.err, flush=True)
 
     def done(self) -> None:
-        self.last = 0
-        self.tick(Added("", None, "directory"))  # type: ignore[arg-type]
+        self.show()
         print(file=self.ctx.err)

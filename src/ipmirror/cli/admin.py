@@ -8,8 +8,9 @@ import sys
 
 from ipmirror.car import export_car, import_car
 from ipmirror.cli.common import Ctx, add_bool
-from ipmirror.codec.cid import CID, CODEC_NAMES, verify_multihash
-from ipmirror.errors import DecodeError, InvalidInput, IpmirrorError, NotFound
+from ipmirror.codec import dagpb
+from ipmirror.codec.cid import CID, CODEC_NAMES
+from ipmirror.errors import DecodeError, InvalidInput, NotFound
 from ipmirror.node import Repo
 from ipmirror.store import gc as gcmod
 from ipmirror.store.dag import walk
@@ -119,7 +120,6 @@ def block_put(ctx: Ctx) -> int:
         raise InvalidInput(f"block is larger than {MAX_BLOCK} bytes")
     codec = CODECS[a.cid_codec]
     if codec == CODECS["dag-pb"]:
-        from ipmirror.codec import dagpb
         dagpb.decode(data)
     cid = CID.hash(codec, data)
     with ctx.open_repo() as repo, repo.store.session() as s:
@@ -291,5 +291,3 @@ def repo_stat(ctx: Ctx) -> int:
                 ctx.print(f"{k + ':':<12} {v}")
     return 0
 
-
-__all__ = ["IpmirrorError", "register", "verify_multihash"]

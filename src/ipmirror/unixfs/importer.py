@@ -179,7 +179,7 @@ class Importer:
             tops: list[tuple[bytes, Entry]] = []
             for p in paths:
                 ps = os.fspath(p)
-                name = os.path.basename(os.path.normpath(ps)) or ps
+                name = os.path.basename(os.path.abspath(ps)) or ps  # "." -> the directory's name
                 tops.append((os.fsencode(name), self._any(maker, pool, inflight, ps, name)))
             if not self.options.wrap:
                 return [e for _, e in tops]
