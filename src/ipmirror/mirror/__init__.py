@@ -1,0 +1,1 @@
+"""Mirrors: versions of a directory tree, incremental sync, diff, retention."""

@@ -1,0 +1,1 @@
+"""Naming: keys, IPNS records (format in naming.record, pure), local name state, DNSLink."""
