@@ -62,6 +62,8 @@ def run(ctx: Ctx) -> int:
         progress = _Progress(ctx) if a.progress and sys.stderr.isatty() else None
 
         def on_added(ev: Added) -> None:
+            if ev.entry is None:
+                return
             if progress is not None:
                 progress.tick(ev)
             if a.quieter:
@@ -102,7 +104,7 @@ class _Progress:
         self.last = 0.0
 
     def tick(self, ev: Added) -> None:
-        if ev.kind == "file":
+        if ev.kind == "file" and ev.entry is not None:
             self.files += 1
             self.bytes += ev.entry.size
         if time.monotonic() - self.last > 0.2:

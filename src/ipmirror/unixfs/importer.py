@@ -10,10 +10,16 @@ Pipeline (chunker -> layout -> BlockMaker -> sink), run on threads:
   workers and builds directory nodes once their children are done;
 - *workers* read, chunk, hash and lay out one file each (hashlib and os.read drop the GIL, so two
   workers keep both cores busy);
-- when the sink must be called from one thread (an LMDB write session), blocks travel through a
-  bounded queue to the calling thread, which writes them; the queue bounds memory.
+- blocks travel through a bounded queue to the calling thread, which hands them to the sink (an
+  LMDB write session belongs to its thread); the queue bounds memory. ``on_added`` events travel
+  through the same queue, so an entry is reported (on the calling thread) only after all of its
+  blocks went to the sink.
 Directories are built when complete, so memory is O(largest directory + files in flight), not
 O(tree).
+
+A :class:`TreeMemo` (``mirror sync`` passes one) lets the walk reuse what an earlier scan
+computed: an unchanged file is not read, a directory whose children are unchanged is not
+re-encoded, and names that disappeared are reported as ``removed`` events.
 
 Files are read once, never whole: a file that changes while it is read (size or mtime differs
 before and after) is read again, and after three tries the add fails for it. Special files
@@ -23,6 +29,8 @@ before and after) is read again, and after three tries the add fails for it. Spe
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import hashlib
 import os
 import queue
 import stat as statmod
@@ -30,7 +38,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ipmirror.codec import unixfs_pb as pb
 from ipmirror.codec.cid import CID
@@ -43,7 +51,7 @@ from ipmirror.unixfs.profile import Profile
 from ipmirror.unixfs.trickle import TrickleBuilder
 
 MAX_TRIES = 3
-EntryKind = Literal["file", "directory", "symlink"]
+EntryKind = Literal["file", "directory", "symlink", "removed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +61,50 @@ class AddOptions:
     preserve_mode: bool = False
     preserve_mtime: bool = False
     wrap: bool = False
+    exclude: tuple[str, ...] = ()  # glob patterns, matched against names and relative paths
+
+    def excluded(self, name: str, rel: str) -> bool:
+        if not self.hidden and name.startswith("."):
+            return True
+        return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(rel, p) for p in self.exclude)
 
 
 @dataclass(frozen=True, slots=True)
 class Added:
-    """One imported entry, reported as soon as it is complete."""
+    """One imported entry, reported after its blocks went to the sink.
+
+    ``path`` is relative to the added path's parent (``dir/sub/file``); ``stat`` is the file's
+    stat taken before it was read; ``digest`` summarizes a directory's children (names, CIDs,
+    sizes, metadata); ``reused`` says the entry came from a TreeMemo, unread. ``removed`` events
+    carry no entry: the name existed in the memo and no longer does.
+    """
 
     path: str
-    entry: Entry
+    entry: Entry | None
     kind: EntryKind
+    stat: os.stat_result | None = None
+    digest: bytes | None = None
+    reused: bool = False
+
+
+class DirMemo(Protocol):
+    """What an earlier scan knew about one directory's children."""
+
+    def file(self, name: bytes, st: os.stat_result) -> Entry | None:
+        """The entry of an unchanged file (None: read it)."""
+        ...
+
+    def directory(self, name: bytes, digest: bytes) -> Entry | None:
+        """The entry of a subdirectory whose children digest is unchanged (None: build it)."""
+        ...
+
+    def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
+        """Names (and whether each was a directory) that the earlier scan had and are gone."""
+        ...
+
+
+class TreeMemo(Protocol):
+    def begin_dir(self, rel: str) -> DirMemo: ...
 
 
 class ImportError_(IpmirrorError, OSError):
@@ -85,39 +128,39 @@ class Importer:
     def __init__(self, options: AddOptions, sink: Sink | None = None, *,
                  on_added: Callable[[Added], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
+                 memo: TreeMemo | None = None,
                  workers: int | None = None, queue_bytes: int = 64 << 20) -> None:
-        """``sink`` receives every block to store (None: hash only). It is only ever called from
-        the thread that calls ``add_paths`` (write sessions are bound to their thread)."""
+        """``sink`` receives every block to store (None: hash only). ``sink`` and ``on_added``
+        are only ever called from the thread that calls ``add_paths``."""
         self.options = options
         self.profile = options.profile
         self._sink = sink
         self._on_added = on_added
         self._on_warning = on_warning
+        self._memo = memo
         self._workers = workers or min(2, os.cpu_count() or 1)
         self._queue_bytes = queue_bytes
-        self._q: queue.Queue[tuple[CID, bytes] | None] | None = None
+        self._q: queue.Queue[tuple[CID, bytes] | Added | None] | None = None
         self._abort = threading.Event()
-        self._events: list[Added] = []
-        self._events_lock = threading.Lock()
 
-    # -- sinks --------------------------------------------------------------------------------
-    def _make_sink(self) -> Sink:
-        if self._sink is None:
-            return _discard
+    # -- the ordered channel to the calling thread ---------------------------------------------
+    def _send(self, item: tuple[CID, bytes] | Added) -> None:
         q = self._q
-        assert q is not None
-        abort = self._abort
+        if q is None:  # hash only: the driver runs on the calling thread
+            if isinstance(item, Added) and self._on_added is not None:
+                self._on_added(item)
+            return
+        while True:
+            if self._abort.is_set():
+                raise _Abort
+            try:
+                q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
 
-        def put(cid: CID, data: bytes) -> None:
-            while True:
-                if abort.is_set():
-                    raise _Abort
-                try:
-                    q.put((cid, data), timeout=0.2)
-                    return
-                except queue.Full:
-                    continue
-        return put
+    def _block(self, cid: CID, data: bytes) -> None:
+        self._send((cid, data))
 
     # -- public -------------------------------------------------------------------------------
     def add_paths(self, paths: Sequence[str | os.PathLike[str]]) -> list[Entry]:
@@ -128,39 +171,45 @@ class Importer:
             if not os.path.lexists(p):
                 raise InvalidInput(f"{os.fspath(p)}: no such file or directory")
         if self._sink is None:
-            return self._drive(paths)
+            return self._drive(paths, _discard)
         per_block = self.profile.chunker.size or (512 << 10)
-        self._q = queue.Queue(maxsize=max(4, self._queue_bytes // max(per_block, 1)))
+        q: queue.Queue[tuple[CID, bytes] | Added | None] = queue.Queue(
+            maxsize=max(4, self._queue_bytes // max(per_block, 1)))
+        self._q = q
         result: list[list[Entry]] = []
         error: list[BaseException] = []
 
         def driver() -> None:
             try:
-                result.append(self._drive(paths))
+                result.append(self._drive(paths, self._block))
             except BaseException as e:  # handed to the calling thread
                 error.append(e)
             finally:
-                assert self._q is not None
-                self._q.put(None)
+                q.put(None)
 
         t = threading.Thread(target=driver, name="ipmirror-import", daemon=True)
         t.start()
         sink = self._sink
-        assert sink is not None
+        on_added = self._on_added
         try:
             while True:
-                item = self._q.get()
+                item = q.get()
                 if item is None:
                     break
-                sink(*item)
+                if isinstance(item, Added):
+                    if on_added is not None:
+                        on_added(item)
+                else:
+                    sink(*item)
         except BaseException:
             self._abort.set()
             while t.is_alive():  # unblock producers
                 with contextlib.suppress(queue.Empty):
-                    self._q.get(timeout=0.1)
+                    q.get(timeout=0.1)
             raise
         finally:
             t.join()
+            self._q = None
         if error:
             if isinstance(error[0], _Abort):
                 raise ImportError_("import aborted")
@@ -168,12 +217,13 @@ class Importer:
         return result[0]
 
     # -- driver ----------------------------------------------------------------------------
-    def _emit(self, path: str, entry: Entry, kind: EntryKind) -> None:
+    def _emit(self, path: str, entry: Entry | None, kind: EntryKind, st: os.stat_result | None = None,
+              digest: bytes | None = None, reused: bool = False) -> None:
         if self._on_added is not None:
-            self._on_added(Added(path, entry, kind))
+            self._send(Added(path, entry, kind, st, digest, reused))
 
-    def _drive(self, paths: Sequence[str | os.PathLike[str]]) -> list[Entry]:
-        maker = BlockMaker(self.profile, self._make_sink())
+    def _drive(self, paths: Sequence[str | os.PathLike[str]], sink: Sink) -> list[Entry]:
+        maker = BlockMaker(self.profile, sink)
         inflight = threading.BoundedSemaphore(self._workers * 4)
         with ThreadPoolExecutor(self._workers, thread_name_prefix="ipmirror-hash") as pool:
             tops: list[tuple[bytes, Entry]] = []
@@ -199,10 +249,11 @@ class Importer:
         if statmod.S_ISLNK(st.st_mode):
             return self._symlink(maker, path, rel, st)
         if statmod.S_ISDIR(st.st_mode):
-            return self._dir(maker, pool, inflight, path, rel, st)
+            entry, _digest = self._dir(maker, pool, inflight, path, rel, st, None, b"")
+            return entry
         if statmod.S_ISREG(st.st_mode):
-            entry = self._file(maker, path, st)
-            self._emit(rel, entry, "file")
+            entry, fst = self._file(maker, path, st)
+            self._emit(rel, entry, "file", fst)
             return entry
         raise InvalidInput(f"{path}: not a regular file, directory or symlink")
 
@@ -213,27 +264,30 @@ class Importer:
             raise ImportError_(f"{path}: {e.strerror}") from None
         mode, mtime = _metadata(st, self.options)
         entry = symlink(maker, target, mode, mtime)
-        self._emit(rel, entry, "symlink")
+        self._emit(rel, entry, "symlink", st)
         return entry
 
     def _dir(self, maker: BlockMaker, pool: ThreadPoolExecutor, inflight: threading.BoundedSemaphore,
-             path: str, rel: str, st: os.stat_result) -> Entry:
+             path: str, rel: str, st: os.stat_result, parent: DirMemo | None,
+             name_in_parent: bytes) -> tuple[Entry, bytes]:
         try:
             with os.scandir(os.fsencode(path)) as it:
                 items = sorted(it, key=lambda d: d.name)
         except OSError as e:
             raise ImportError_(f"{path}: {e.strerror}") from None
+        memo = self._memo.begin_dir(rel) if self._memo is not None else None
         children: list[tuple[bytes, Entry]] = []
-        files: list[tuple[bytes, str, Future[Entry]]] = []
-        subdirs: list[tuple[bytes, str, str]] = []
+        files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
+        subdirs: list[tuple[bytes, str, str, os.stat_result]] = []
         for d in items:
             if self._abort.is_set():
                 raise _Abort
             name: bytes = d.name
-            if not self.options.hidden and name.startswith(b"."):
+            sname = os.fsdecode(name)
+            subrel = rel + "/" + sname
+            if self.options.excluded(sname, subrel.partition("/")[2]):
                 continue
             sub = os.fsdecode(d.path)
-            subrel = rel + "/" + os.fsdecode(name)
             try:
                 dst = d.stat(follow_symlinks=False)
             except FileNotFoundError:
@@ -241,33 +295,49 @@ class Importer:
                 continue
             fmt = dst.st_mode
             if statmod.S_ISREG(fmt):
+                known = memo.file(name, dst) if memo is not None else None
+                if known is not None:
+                    children.append((name, known))
+                    self._emit(subrel, known, "file", dst, reused=True)
+                    continue
                 inflight.acquire()
                 fut = pool.submit(self._file, maker, sub, dst)
                 fut.add_done_callback(lambda _f: inflight.release())
                 files.append((name, subrel, fut))
             elif statmod.S_ISDIR(fmt):
-                subdirs.append((name, sub, subrel))
+                subdirs.append((name, sub, subrel, dst))
             elif statmod.S_ISLNK(fmt):
                 children.append((name, self._symlink(maker, sub, subrel, dst)))
             else:
                 self._warn(f"{sub}: special file skipped")
-        for name, sub, subrel in subdirs:
-            children.append((name, self._any(maker, pool, inflight, sub, subrel)))
-        for name, subrel, fut in files:
-            entry = fut.result()
-            self._emit(subrel, entry, "file")
+        for name, sub, subrel, dst in subdirs:
+            entry, _digest = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name)
             children.append((name, entry))
+        for name, subrel, fut in files:
+            entry, fst = fut.result()
+            self._emit(subrel, entry, "file", fst)
+            children.append((name, entry))
+        if memo is not None:
+            present = {n for n, _ in children}
+            for gone, _was_dir in memo.removed(present):
+                self._emit(rel + "/" + os.fsdecode(gone), None, "removed")
         mode, mtime = _metadata(st, self.options)
+        digest = children_digest(children, mode, mtime)
+        known_dir = parent.directory(name_in_parent, digest) if parent is not None else None
+        if known_dir is not None:
+            self._emit(rel, known_dir, "directory", st, digest, reused=True)
+            return known_dir, digest
         entry = build_directory(maker, self.profile, children, mode, mtime)
-        self._emit(rel, entry, "directory")
-        return entry
+        self._emit(rel, entry, "directory", st, digest)
+        return entry, digest
 
     def _warn(self, msg: str) -> None:
         if self._on_warning is not None:
             self._on_warning(msg)
 
     # -- files ----------------------------------------------------------------------------------
-    def _file(self, maker: BlockMaker, path: str, st: os.stat_result) -> Entry:
+    def _file(self, maker: BlockMaker, path: str, st: os.stat_result) -> tuple[Entry, os.stat_result]:
+        """Import one file; returns its entry and the stat taken before it was read."""
         mode, mtime = _metadata(st, self.options)
         for _ in range(MAX_TRIES):
             try:
@@ -288,7 +358,7 @@ class Importer:
                 os.close(fd)
             if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) \
                     and after.st_size == entry.size:
-                return entry
+                return entry, before
             self._warn(f"{path}: changed while being read, reading it again")
         raise ImportError_(f"{path}: kept changing while being read ({MAX_TRIES} tries)")
 
@@ -297,6 +367,15 @@ class Importer:
         """Import the rest of an open file."""
         return import_chunks(maker, self.profile, chunks(fd, self.profile.chunker), mode, mtime,
                              self._abort)
+
+
+def children_digest(children: Sequence[tuple[bytes, Entry]], mode: int | None,
+                    mtime: pb.MTime | None) -> bytes:
+    """A digest of what a directory node is made from (so an unchanged one need not be rebuilt)."""
+    h = hashlib.sha256(repr((mode, mtime)).encode())
+    for name, e in sorted(children, key=lambda c: c[0]):
+        h.update(b"%d:%s%d:%s%d;" % (len(name), name, len(e.cid.buffer), e.cid.buffer, e.tsize))
+    return h.digest()
 
 
 def import_chunks(maker: BlockMaker, profile: Profile, source: Iterable[bytes], mode: int | None,
