@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 
 from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.mirror.db import Mirror, MirrorDB
+from ipmirror.mirror.manager import Mirrors
 from ipmirror.store.lmdb_store import LmdbStore
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
 
@@ -39,6 +41,7 @@ class Repo:
         self.path = path
         self.config = config
         self.store = store
+        self._mirror_db: MirrorDB | None = None
 
     @staticmethod
     def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
@@ -88,7 +91,29 @@ class Repo:
         v = self.config.get("batch_bytes")
         return int(v) if isinstance(v, int) and v > 0 else None
 
+    # -- mirrors ----------------------------------------------------------------------------------
+    @property
+    def mirror_db(self) -> MirrorDB:
+        if self._mirror_db is None:
+            self._mirror_db = MirrorDB.open(self.path / "mirrors")
+        return self._mirror_db
+
+    def mirrors(self) -> Mirrors:
+        return Mirrors(self.mirror_db, self.store, publish=self._publish_mirror,
+                       batch_bytes=self.batch_bytes)
+
+    def mirror_add(self, name: str, directory: str, *, profile: str, hidden: bool = False,
+                   exclude: list[str] | None = None, nocopy: bool = False, key: str = "",
+                   keep: int = 0) -> Mirror:
+        return self.mirrors().add(name, directory, profile=profile, hidden=hidden, exclude=exclude,
+                                  nocopy=nocopy, key=key, keep=keep)
+
+    def _publish_mirror(self, mirror: Mirror, root: object) -> None:
+        """Publish a completed version under the mirror's key (wired to naming)."""
+
     def close(self) -> None:
+        if self._mirror_db is not None:
+            self._mirror_db.close()
         self.store.close()
 
     def __enter__(self) -> Repo:

@@ -12,8 +12,8 @@ import traceback
 from collections.abc import Sequence
 
 from ipmirror import __version__
-from ipmirror.cli import add, admin, read
-from ipmirror.cli.common import Ctx, normalize_bools
+from ipmirror.cli import add, admin, mirror, read
+from ipmirror.cli.common import Ctx, normalize_bools, tune_malloc
 from ipmirror.errors import IpmirrorError
 
 BOOL_FLAGS = add.BOOL_FLAGS | {"--pin-roots", "--recursive"}
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.register(sub)
     read.register(sub)
     admin.register(sub)
+    mirror.register(sub)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda ctx: (ctx.print(f"ipmirror {__version__}"), 0)[1])
     return p
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args_in
+    tune_malloc()
     try:
         args = build_parser().parse_args(normalize_bools(args_in, BOOL_FLAGS))
         rc: int = args.func(Ctx(args))

@@ -21,7 +21,7 @@ Rules every backend keeps (the contract suite in tests/test_store_contract.py ch
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -69,7 +69,8 @@ class Blockstore(Protocol):
 
     def size(self, cid: CID) -> int: ...
 
-    def session(self, *, batch_bytes: int | None = None) -> SessionContext: ...
+    def session(self, *, batch_bytes: int | None = None,
+                on_commit: Callable[[], None] | None = None) -> SessionContext: ...
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
         """Store blocks in one session (unpinned); return how many were new."""

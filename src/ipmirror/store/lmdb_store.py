@@ -60,9 +60,11 @@ def _u64(b: bytes | None) -> int:
 
 
 class LmdbSession:
-    def __init__(self, store: LmdbStore, batch_bytes: int) -> None:
+    def __init__(self, store: LmdbStore, batch_bytes: int,
+                 on_commit: Callable[[], None] | None = None) -> None:
         self._store = store
         self._batch = batch_bytes
+        self._on_commit = on_commit
         self.sid = secrets.token_bytes(16)
         self._lockfile = store.sessions_dir / f"{self.sid.hex()}.lock"
         fd = os.open(self._lockfile, os.O_CREAT | os.O_RDWR, 0o600)
@@ -96,6 +98,8 @@ class LmdbSession:
             txn.put(b"bytes", (_u64(txn.get(b"bytes", db=db)) + self._delta).to_bytes(_U64, "big"), db=db)
         txn.commit()
         self._txn = None
+        if self._on_commit is not None:
+            self._on_commit()
 
     def put(self, cid: CID, data: bytes | memoryview) -> bool:
         if cid.is_identity:
@@ -289,8 +293,10 @@ class LmdbStore:
             raise BlockNotFound(cid)
         return n
 
-    def session(self, *, batch_bytes: int | None = None) -> LmdbSession:
-        return LmdbSession(self, batch_bytes or DEFAULT_BATCH)
+    def session(self, *, batch_bytes: int | None = None,
+                on_commit: Callable[[], None] | None = None) -> LmdbSession:
+        """A write session; ``on_commit`` runs (on the session's thread) after every commit."""
+        return LmdbSession(self, batch_bytes or DEFAULT_BATCH, on_commit)
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
         with self.session() as s:

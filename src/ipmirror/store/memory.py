@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound
@@ -14,8 +14,9 @@ _ids = itertools.count(1)
 
 
 class MemorySession:
-    def __init__(self, store: MemoryStore) -> None:
+    def __init__(self, store: MemoryStore, on_commit: Callable[[], None] | None = None) -> None:
         self._store = store
+        self._on_commit = on_commit
         self.sid = next(_ids)
         self._pins: list[tuple[CID, PinKind]] = []
         self._written = 0
@@ -46,7 +47,8 @@ class MemorySession:
         self._pins.append((cid, kind))
 
     def checkpoint(self) -> None:
-        pass
+        if self._on_commit is not None:
+            self._on_commit()
 
     @property
     def bytes_written(self) -> int:
@@ -60,6 +62,7 @@ class MemorySession:
                 if self._pins:
                     self._store._epoch += 1
             self._store._staging.pop(self.sid, None)
+        self.checkpoint()
 
     def __enter__(self) -> MemorySession:
         return self
@@ -90,8 +93,9 @@ class MemoryStore:
     def size(self, cid: CID) -> int:
         return len(self.get(cid))
 
-    def session(self, *, batch_bytes: int | None = None) -> MemorySession:
-        return MemorySession(self)
+    def session(self, *, batch_bytes: int | None = None,
+                on_commit: Callable[[], None] | None = None) -> MemorySession:
+        return MemorySession(self, on_commit)
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
         with self.session() as s:

@@ -104,7 +104,13 @@ class DirMemo(Protocol):
 
 
 class TreeMemo(Protocol):
-    def begin_dir(self, rel: str) -> DirMemo: ...
+    def begin_dir(self, rel: str) -> DirMemo:
+        """The memo of the directory at ``rel`` (``root/a/b``) about its children."""
+        ...
+
+    def top(self) -> DirMemo:
+        """The memo about the added root itself (its name is ``b""``)."""
+        ...
 
 
 class ImportError_(IpmirrorError, OSError):
@@ -249,7 +255,8 @@ class Importer:
         if statmod.S_ISLNK(st.st_mode):
             return self._symlink(maker, path, rel, st)
         if statmod.S_ISDIR(st.st_mode):
-            entry, _digest = self._dir(maker, pool, inflight, path, rel, st, None, b"")
+            top = self._memo.top() if self._memo is not None else None
+            entry, _digest = self._dir(maker, pool, inflight, path, rel, st, top, b"")
             return entry
         if statmod.S_ISREG(st.st_mode):
             entry, fst = self._file(maker, path, st)

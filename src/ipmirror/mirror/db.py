@@ -1,0 +1,243 @@
+"""Mirror state on disk: mirror definitions, versions and the per-file index (one LMDB env).
+
+Usage::
+
+    db = MirrorDB.open(repo / "mirrors")
+    db.put_mirror(m); db.mirrors(); db.add_version(m.id, v); db.versions(m.id)
+
+Layout (named databases in ``$IPMIRROR_PATH/mirrors/``):
+
+- ``mirrors``   name -> JSON mirror definition (:class:`Mirror`)
+- ``versions``  mirror id (4 B) + version number (4 B) -> JSON :class:`Version`
+- ``index``     mirror id (4 B) + dir path + NUL + name -> packed :class:`Rec`
+
+Index keys put the children of one directory next to each other, so a sync reads a directory's
+previous state with one range scan and finds deletions by comparing names. The root directory's
+own record sits under the impossible dir path ``\\x01``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+
+from ipmirror.codec.cid import CID
+from ipmirror.errors import StoreError
+
+ROOT_DIR = b"\x01"
+_REC = struct.Struct(">cQqQqIQqIB")  # kind size mtime_ns ino ctime_ns mode tsize scan_ns gen dlen
+
+
+@dataclass(frozen=True, slots=True)
+class Rec:
+    """What the last scan recorded for one path."""
+
+    kind: bytes  # b"f" file, b"d" directory, b"l" symlink
+    cid: CID
+    tsize: int
+    size: int = 0
+    mtime_ns: int = 0
+    ino: int = 0
+    ctime_ns: int = 0
+    mode: int = 0
+    scan_ns: int = 0  # when the stat was taken (for the racily-clean rule)
+    gen: int = 0  # the sync that wrote it
+    digest: bytes = b""  # directories: children digest
+
+    def pack(self) -> bytes:
+        return _REC.pack(self.kind, self.size, self.mtime_ns, self.ino, self.ctime_ns, self.mode,
+                         self.tsize, self.scan_ns, self.gen, len(self.digest)) + self.digest + self.cid.buffer
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> Rec:
+        kind, size, mtime, ino, ctime, mode, tsize, scan, gen, dlen = _REC.unpack_from(raw)
+        off = _REC.size
+        digest = raw[off:off + dlen]
+        return cls(kind, CID.from_bytes(raw[off + dlen:]), tsize, size, mtime, ino, ctime, mode, scan,
+                   gen, digest)
+
+
+@dataclass
+class Mirror:
+    name: str
+    id: int
+    dir: str
+    profile: str
+    hidden: bool = False
+    exclude: list[str] = field(default_factory=list)
+    nocopy: bool = False
+    key: str = ""
+    keep: int = 0  # 0: keep every version pinned
+    created: float = 0.0
+    gen: int = 0  # last sync started
+    completed_gen: int = 0  # last sync completed
+    metadata_last: list[str] = field(default_factory=list)
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Mirror:
+        d = json.loads(raw)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class Version:
+    number: int
+    time: float
+    root: str
+    files: int
+    size: int  # bytes of file content
+    added: int
+    changed: int
+    removed: int
+    duration: float
+    complete: bool = True
+    nocopy: bool = False
+    pinned: bool = True
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Version:
+        d = json.loads(raw)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _mid(mid: int) -> bytes:
+    return mid.to_bytes(4, "big")
+
+
+def index_key(mid: int, dirpath: bytes, name: bytes) -> bytes:
+    return _mid(mid) + dirpath + b"\0" + name
+
+
+class MirrorDB:
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.db_mirrors = env.open_db(b"mirrors")
+        self.db_versions = env.open_db(b"versions")
+        self.db_index = env.open_db(b"index")
+
+    @classmethod
+    def open(cls, path: Path) -> MirrorDB:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            env = lmdb.open(str(path), map_size=1 << 36, max_dbs=4, max_readers=256, readahead=False)
+        except (lmdb.Error, OSError) as e:
+            raise StoreError(f"cannot open mirror state at {path}: {e}") from None
+        return cls(env)
+
+    def close(self) -> None:
+        self.env.close()
+
+    # -- mirrors ------------------------------------------------------------------------------
+    def mirrors(self) -> list[Mirror]:
+        with self.env.begin() as t, t.cursor(db=self.db_mirrors) as cur:
+            return [Mirror.from_json(bytes(v)) for _k, v in cur]
+
+    def get_mirror(self, name: str) -> Mirror | None:
+        with self.env.begin() as t:
+            raw = t.get(name.encode(), db=self.db_mirrors)
+        return Mirror.from_json(bytes(raw)) if raw is not None else None
+
+    def put_mirror(self, m: Mirror) -> None:
+        with self.env.begin(write=True) as t:
+            t.put(m.name.encode(), m.to_json(), db=self.db_mirrors)
+
+    def next_id(self) -> int:
+        return max((m.id for m in self.mirrors()), default=0) + 1
+
+    def delete_mirror(self, m: Mirror) -> None:
+        self.delete_prefix(_mid(m.id), self.db_index)
+        self.delete_prefix(_mid(m.id), self.db_versions)
+        with self.env.begin(write=True) as t:
+            t.delete(m.name.encode(), db=self.db_mirrors)
+
+    # -- versions -------------------------------------------------------------------------------
+    def versions(self, mid: int) -> list[Version]:
+        p = _mid(mid)
+        out = []
+        with self.env.begin() as t, t.cursor(db=self.db_versions) as cur:
+            ok = cur.set_range(p)
+            while ok and bytes(cur.key()).startswith(p):
+                out.append(Version.from_json(bytes(cur.value())))
+                ok = cur.next()
+        return out
+
+    def put_version(self, mid: int, v: Version) -> None:
+        with self.env.begin(write=True) as t:
+            t.put(_mid(mid) + v.number.to_bytes(4, "big"), v.to_json(), db=self.db_versions)
+
+    # -- index ----------------------------------------------------------------------------------
+    def children(self, mid: int, dirpath: bytes) -> dict[bytes, Rec]:
+        p = index_key(mid, dirpath, b"")
+        out: dict[bytes, Rec] = {}
+        with self.env.begin() as t, t.cursor(db=self.db_index) as cur:
+            ok = cur.set_range(p)
+            while ok:
+                k = bytes(cur.key())
+                if not k.startswith(p):
+                    break
+                out[k[len(p):]] = Rec.unpack(bytes(cur.value()))
+                ok = cur.next()
+        return out
+
+    def get_rec(self, mid: int, dirpath: bytes, name: bytes) -> Rec | None:
+        with self.env.begin() as t:
+            raw = t.get(index_key(mid, dirpath, name), db=self.db_index)
+        return Rec.unpack(bytes(raw)) if raw is not None else None
+
+    def apply(self, mid: int, puts: list[tuple[bytes, bytes, Rec]],
+              deletes: list[tuple[bytes, bytes, bool]]) -> int:
+        """Write records and delete paths (a deleted directory takes its subtree); returns the
+        number of file records deleted."""
+        removed_files = 0
+        with self.env.begin(write=True) as t:
+            for dirpath, name, rec in puts:
+                t.put(index_key(mid, dirpath, name), rec.pack(), db=self.db_index)
+            for dirpath, name, was_dir in deletes:
+                raw = t.pop(index_key(mid, dirpath, name), db=self.db_index)
+                if raw is not None and Rec.unpack(bytes(raw)).kind == b"f":
+                    removed_files += 1
+                if was_dir:
+                    sub = (dirpath + b"/" + name) if dirpath else name
+                    for prefix in (_mid(mid) + sub + b"\0", _mid(mid) + sub + b"/"):
+                        removed_files += self._delete_prefix_txn(t, prefix, self.db_index, count_files=True)
+        return removed_files
+
+    def _delete_prefix_txn(self, t: Any, prefix: bytes, db: Any, count_files: bool = False) -> int:
+        n = 0
+        with t.cursor(db=db) as cur:
+            ok = cur.set_range(prefix)
+            while ok and bytes(cur.key()).startswith(prefix):
+                if count_files and bytes(cur.value())[:1] == b"f":
+                    n += 1
+                ok = cur.delete()
+        return n
+
+    def delete_prefix(self, prefix: bytes, db: Any) -> None:
+        with self.env.begin(write=True) as t:
+            self._delete_prefix_txn(t, prefix, db)
+
+    def iter_index(self, mid: int) -> Iterator[tuple[bytes, Rec]]:
+        p = _mid(mid)
+        with self.env.begin() as t, t.cursor(db=self.db_index) as cur:
+            ok = cur.set_range(p)
+            while ok:
+                k = bytes(cur.key())
+                if not k.startswith(p):
+                    break
+                yield k[4:], Rec.unpack(bytes(cur.value()))
+                ok = cur.next()
