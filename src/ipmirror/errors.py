@@ -7,7 +7,8 @@ builtin it most resembles, so callers may catch either::
     ├── InvalidInput (ValueError)           bad bytes or arguments from the outside world
     │   ├── InvalidCID                      a CID string or byte form that does not parse
     │   ├── DecodeError                     a block, CAR or protobuf that is malformed/non-canonical
-    │   └── UnsupportedFormat               a codec/hash/profile we do not implement
+    │   ├── UnsupportedFormat               a codec/hash/profile we do not implement
+    │   └── InvalidRecord                   a signed (IPNS) record that fails verification; ``.reason``
     ├── NotFound (KeyError)                 something is not in the store; ``.cid`` says what
     │   └── BlockNotFound                   a block is missing (``.cid`` names it)
     ├── PathNotFound (LookupError)          a path under a root does not exist
@@ -76,3 +77,13 @@ class StoreError(IpmirrorError, OSError):
 
 class Conflict(IpmirrorError, FileExistsError):
     """A target exists already and may not be replaced."""
+
+
+class InvalidRecord(InvalidInput):
+    """A signed record (IPNS) that fails verification; ``.reason`` says which rule it broke:
+    ``size``, ``malformed``, ``signature``, ``public-key``, ``v1-mismatch``, ``validity``,
+    ``expired`` or ``value``."""
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -108,7 +108,8 @@ def sync(ctx: Ctx) -> int:
         else:
             ctx.print(f"{a.name} version {v.number}: {v.root}")
             ctx.print(f"  {v.files} files, {v.size} bytes; +{v.added} added, ~{v.changed} changed, "
-                      f"-{v.removed} removed; {v.duration:.2f}s")
+                      f"-{v.removed} removed; read {v.read_files} files ({v.read_bytes} bytes); "
+                      f"{v.duration:.2f}s")
     return 0
 
 

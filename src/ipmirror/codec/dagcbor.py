@@ -1,10 +1,14 @@
-"""A minimal DAG-CBOR reader (pure): enough to find the links (tag 42) in a block.
+"""DAG-CBOR (pure): find the links (tag 42) in a block; decode/encode small documents.
 
-Full DAG-CBOR encoding/decoding (IPNS records) lives with the naming layer; the store only needs
-to know which CIDs a dag-cbor block points at, to walk DAGs for pins, GC and CAR export.
+The store only needs to know which CIDs a dag-cbor block points at, to walk DAGs for pins, GC and
+CAR export (:func:`links`). :func:`decode`/:func:`encode` handle small documents: CAR headers and
+IPNS record data (ints, strings, bytes, lists, maps, CIDs, bools, null and 64-bit floats).
 """
 
 from __future__ import annotations
+
+import math
+import struct
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import DecodeError, InvalidCID
@@ -63,6 +67,7 @@ def links(data: bytes) -> list[CID]:
 def _item(buf: bytes, pos: int, depth: int) -> tuple[object, int]:
     if depth > 64:
         raise DecodeError("CBOR nesting too deep")
+    info = buf[pos] & 31 if pos < len(buf) else 0
     major, val, pos = _head(buf, pos)
     if major == 0:
         return val, pos
@@ -109,6 +114,15 @@ def _item(buf: bytes, pos: int, depth: int) -> tuple[object, int]:
         except InvalidCID as e:
             raise DecodeError(str(e)) from None
     # major 7
+    if info == 27:
+        f: float = struct.unpack(">d", val.to_bytes(8, "big"))[0]
+        if math.isnan(f) or math.isinf(f):
+            raise DecodeError("NaN and infinities are not allowed in DAG-CBOR")
+        return f, pos
+    if info in (25, 26):
+        raise DecodeError("DAG-CBOR floats must be 64-bit")
+    if info == 24:
+        raise DecodeError("CBOR simple values are not allowed in DAG-CBOR")
     if val == 20:
         return False, pos
     if val == 21:
@@ -119,7 +133,7 @@ def _item(buf: bytes, pos: int, depth: int) -> tuple[object, int]:
 
 
 def decode(data: bytes) -> object:
-    """Decode one DAG-CBOR document (ints, strings, bytes, lists, maps, CIDs, bools, null)."""
+    """Decode one DAG-CBOR document (ints, strings, bytes, lists, maps, CIDs, bools, null, floats)."""
     value, pos = _item(bytes(data), 0, 0)
     if pos != len(data):
         raise DecodeError("trailing bytes after DAG-CBOR document")
@@ -145,6 +159,10 @@ def encode(value: object) -> bytes:
         return b"\xf6"
     if isinstance(value, int):
         return _head_bytes(0, value) if value >= 0 else _head_bytes(1, -1 - value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            raise ValueError("NaN and infinities cannot be encoded as DAG-CBOR")
+        return b"\xfb" + struct.pack(">d", value)
     if isinstance(value, bytes):
         return _head_bytes(2, len(value)) + value
     if isinstance(value, str):

@@ -104,6 +104,8 @@ class Version:
     complete: bool = True
     nocopy: bool = False
     pinned: bool = True
+    read_files: int = 0  # files this sync actually read (new, changed, or racily clean)
+    read_bytes: int = 0
 
     def to_json(self) -> bytes:
         return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()

@@ -153,7 +153,8 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     versions = db.versions(mirror.id)
     v = Version(number=(versions[-1].number + 1) if versions else 1, time=now(), root=str(root.cid),
                 files=tally.files, size=tally.nbytes, added=tally.added, changed=tally.changed,
-                removed=tally.removed, duration=round(time.monotonic() - t0, 3), nocopy=mirror.nocopy)
+                removed=tally.removed, duration=round(time.monotonic() - t0, 3), nocopy=mirror.nocopy,
+                read_files=tally.read_files, read_bytes=tally.read_bytes)
     db.put_version(mirror.id, v)
     mirror.completed_gen = gen
     db.put_mirror(mirror)

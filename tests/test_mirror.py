@@ -1,0 +1,241 @@
+"""Mirror sync: incremental results equal a full re-add, only changes are read, crashes are safe."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import CLI
+from ipmirror.mirror.db import MirrorDB
+from ipmirror.mirror.manager import Mirrors
+from ipmirror.store import gc
+from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.unixfs.importer import AddOptions, Importer
+from ipmirror.unixfs.profile import PRESETS
+
+
+class Env:
+    def __init__(self, root: Path, profile: str = "unixfs-v1-2025") -> None:
+        self.dir = root / "src"
+        self.dir.mkdir()
+        self.store = LmdbStore.open(root / "blocks")
+        self.db = MirrorDB.open(root / "mirrors")
+        self.mirrors = Mirrors(self.db, self.store)
+        self.profile = profile
+        self.mirrors.add("m", str(self.dir), profile=profile, hidden=True)
+
+    def full_add(self) -> str:
+        (root,) = Importer(AddOptions(PRESETS[self.profile], hidden=True)).add_paths([self.dir])
+        return str(root.cid)
+
+    def close(self) -> None:
+        self.db.close()
+        self.store.close()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[Env]:
+    e = Env(tmp_path)
+    yield e
+    e.close()
+
+
+def write(p: Path, data: bytes) -> None:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+
+
+def age(*paths: Path, seconds: float = 10) -> None:
+    """Make mtimes old enough not to be 'racily clean' (as rsync sets them). A whole tree when a
+    directory is given. (This changes ctimes too, so age only what a test changed.)"""
+    t = time.time() - seconds
+    for path in paths:
+        for p in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            if not p.is_symlink():
+                os.utime(p, (t, t))
+
+
+def test_sync_reads_only_what_changed(env: Env) -> None:
+    for i in range(50):
+        write(env.dir / f"d{i % 5}" / f"f{i}", os.urandom(1000 + i))
+    age(env.dir)
+    v1 = env.mirrors.sync("m")
+    assert v1.root == env.full_add() and v1.read_files == 50 and v1.added == 50
+    v2 = env.mirrors.sync("m")
+    assert v2.root == v1.root and v2.read_files == 0 and (v2.added, v2.changed, v2.removed) == (0, 0, 0)
+    write(env.dir / "d1" / "f1", b"changed")
+    (env.dir / "d2" / "f2").unlink()
+    write(env.dir / "new" / "x", b"new")
+    age(env.dir / "d1" / "f1", env.dir / "new" / "x")
+    v3 = env.mirrors.sync("m")
+    assert v3.root == env.full_add()
+    assert (v3.read_files, v3.added, v3.changed, v3.removed) == (2, 1, 1, 1)
+    changes = {(c.kind, c.path) for c in env.mirrors.diff("m")}
+    assert changes == {("M", "d1/f1"), ("D", "d2/f2"), ("A", "new/x")}
+    assert [c.path for c in env.mirrors.diff("m", 1, 2)] == []
+
+
+def test_racily_clean_files_are_read_again(env: Env) -> None:
+    f = env.dir / "f"
+    write(f, b"aaaa")
+    env.mirrors.sync("m")
+    st = f.stat()
+    f.write_bytes(b"bbbb")  # same size, and (maybe) the same mtime tick
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    v = env.mirrors.sync("m")
+    assert v.root == env.full_add()
+
+
+def test_checksum_reads_everything(env: Env) -> None:
+    for i in range(5):
+        write(env.dir / f"f{i}", b"x" * i)
+    age(env.dir)
+    env.mirrors.sync("m")
+    st = (env.dir / "f3").stat()
+    (env.dir / "f3").write_bytes(b"yyy")  # same size; mtime put back: stat cannot tell
+    os.utime(env.dir / "f3", ns=(st.st_atime_ns, st.st_mtime_ns))
+    v = env.mirrors.sync("m", checksum=True)
+    assert v.read_files == 5 and v.root == env.full_add()
+
+
+def test_hamt_directory_sync_and_diff(tmp_path: Path) -> None:
+    e = Env(tmp_path, "unixfs-v0-2015")
+    try:
+        for i in range(6000):
+            write(e.dir / "flat" / f"package-{i:05d}.tar.gz", b"%d" % i)
+        age(e.dir)
+        v1 = e.mirrors.sync("m")
+        write(e.dir / "flat" / "package-00042.tar.gz", b"new bytes")
+        (e.dir / "flat" / "package-04242.tar.gz").unlink()
+        age(e.dir / "flat" / "package-00042.tar.gz")
+        v2 = e.mirrors.sync("m")
+        assert v2.root == e.full_add() != v1.root and v2.read_files == 1
+        assert sorted((c.kind, c.path) for c in e.mirrors.diff("m")) == [
+            ("D", "flat/package-04242.tar.gz"), ("M", "flat/package-00042.tar.gz")]
+    finally:
+        e.close()
+
+
+def test_retention_unpins_old_versions(env: Env) -> None:
+    for _ in range(3):
+        write(env.dir / "f", os.urandom(5000))
+        env.mirrors.sync("m")
+    env.mirrors.set_keep("m", 1)
+    vs = env.mirrors.log("m")
+    assert [v.pinned for v in vs] == [False, False, True]
+    gc.collect(env.store)
+    assert gc.verify(env.store).ok
+    env.mirrors.rm("m")
+    assert env.store.pins() == []
+
+
+# -- hypothesis: random mutation sequences ---------------------------------------------------
+
+NAMES = st.sampled_from(["a", "b", "c", ".h", "dir", "é", "x y"])
+PATHS = st.lists(NAMES, min_size=1, max_size=3).map("/".join)
+OPS = st.one_of(
+    st.tuples(st.just("write"), PATHS, st.binary(max_size=3000)),
+    st.tuples(st.just("delete"), PATHS, st.none()),
+    st.tuples(st.just("rename"), PATHS, PATHS),
+    st.tuples(st.just("chmod"), PATHS, st.sampled_from([0o600, 0o644, 0o755])),
+    st.tuples(st.just("touch"), PATHS, st.none()),
+    st.tuples(st.just("mkdir"), PATHS, st.none()),
+)
+
+
+def apply(root: Path, op: tuple[str, str, object]) -> None:
+    kind, rel, arg = op
+    p = root / rel
+    try:
+        if kind == "write":
+            if p.is_dir():
+                shutil.rmtree(p)
+            if p.parent.exists() and not p.parent.is_dir():
+                p.parent.unlink()  # file -> directory
+            write(p, arg)  # type: ignore[arg-type]
+        elif kind == "delete":
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        elif kind == "rename" and p.exists():
+            dst = root / str(arg)
+            if not dst.exists() and not str(dst).startswith(str(p) + "/"):
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                p.rename(dst)
+        elif kind == "chmod" and p.is_file():
+            p.chmod(arg)  # type: ignore[arg-type]
+        elif kind == "touch" and p.exists():
+            os.utime(p)
+        elif kind == "mkdir" and not p.exists():
+            p.mkdir(parents=True)
+    except (NotADirectoryError, FileExistsError, FileNotFoundError):
+        pass
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(st.lists(OPS, min_size=1, max_size=6), min_size=1, max_size=4))
+def test_synced_root_equals_full_add(steps: list[list[tuple[str, str, object]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        e = Env(Path(tmp))
+        try:
+            for batch in steps:
+                for op in batch:
+                    apply(e.dir, op)
+                if random.random() < 0.5:
+                    age(e.dir)
+                v = e.mirrors.sync("m")
+                assert v.root == e.full_add()
+            assert gc.verify(e.store).ok
+        finally:
+            e.close()
+
+
+# -- crash safety ------------------------------------------------------------------------------
+
+def test_sigkill_during_sync(cli: CLI, repo_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    rng = random.Random(5)
+    for i in range(120):
+        write(src / f"d{i % 6}" / f"f{i}", rng.randbytes(rng.choice([100, 50_000, 300_000])))
+    age(src)
+    cli("init")
+    cfg = (repo_path / "config.json").read_text().replace('"version": 1', '"version": 1, "batch_bytes": 1048576')
+    (repo_path / "config.json").write_text(cfg)
+    cli("mirror", "add", "m", src)
+    cli("mirror", "sync", "m")
+    env = dict(os.environ, IPMIRROR_PATH=str(repo_path))
+    for round_ in range(6):
+        for i in range(round_ * 20, round_ * 20 + 20):
+            write(src / f"d{i % 6}" / f"f{i}", rng.randbytes(rng.choice([100, 50_000, 300_000])))
+            age(src / f"d{i % 6}" / f"f{i}")
+        before = cli("mirror", "log", "m", "--json").text
+        p = subprocess.Popen([sys.executable, "-m", "ipmirror", "mirror", "sync", "m"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(rng.uniform(0.05, 0.6))
+        killed = p.poll() is None
+        if killed:
+            p.send_signal(signal.SIGKILL)
+        p.communicate()
+        if killed:
+            assert cli("mirror", "log", "m", "--json").text == before  # previous version intact
+        assert cli("repo", "verify").rc == 0
+        if rng.random() < 0.5:
+            cli("repo", "gc")
+        want = cli("add", "--only-hash", "-Q", src).text.strip()
+        cli("mirror", "sync", "m")
+        assert json.loads(cli("mirror", "log", "m", "--json").text)[-1]["root"] == want
+        assert cli("repo", "verify").rc == 0
