@@ -239,3 +239,34 @@ def test_sigkill_during_sync(cli: CLI, repo_path: Path, tmp_path: Path) -> None:
         cli("mirror", "sync", "m")
         assert json.loads(cli("mirror", "log", "m", "--json").text)[-1]["root"] == want
         assert cli("repo", "verify").rc == 0
+
+
+# -- no-copy ---------------------------------------------------------------------------------------
+
+def test_nocopy_mirror(cli: CLI, repo_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for i in range(20):
+        write(src / f"d{i % 3}" / f"f{i}.bin", os.urandom(300_000 + i))
+    age(src)
+    r = cli("mirror", "add", "bad", src, "--nocopy", "--profile", "unixfs-v0-2015", check=False)
+    assert r.rc == 1 and "raw leaves" in r.err
+    cli("mirror", "add", "nc", src, "--nocopy")
+    cli("mirror", "sync", "nc")
+    root = json.loads(cli("mirror", "log", "nc", "--json").text)[-1]["root"]
+    assert root == cli("add", "--only-hash", "-Q", src).text.strip()
+    used = sum(p.stat().st_blocks * 512 for p in (repo_path / "blocks").glob("*.mdb"))
+    assert used < 0.05 * 20 * 300_000  # directory nodes, file roots and references only
+    victim = src / "d1" / "f1.bin"
+    assert cli("cat", f"{root}/d1/f1.bin").out == victim.read_bytes()
+    with open(victim, "r+b") as f:  # behind the store's back, same size
+        f.seek(1000)
+        f.write(b"tampered")
+    r = cli("cat", f"{root}/d1/f1.bin", check=False)
+    assert r.rc == 1 and "stale" in r.err and r.out == b""  # missing, never wrong bytes
+    v = cli("repo", "verify")
+    assert "stale" in v.text and v.rc == 0
+    age(victim)
+    cli("mirror", "sync", "nc")
+    new_root = json.loads(cli("mirror", "log", "nc", "--json").text)[-1]["root"]
+    assert new_root != root
+    assert cli("cat", f"{new_root}/d1/f1.bin").out == victim.read_bytes()

@@ -269,10 +269,13 @@ def repo_verify(ctx: Ctx) -> int:
             ctx.print(f"missing: block {missing} (pinned under {root}) is not in the store")
         for root, msg in rep.undecodable:
             ctx.print(f"undecodable: DAG under {root}: {msg}")
+        for _mh, why in rep.stale:
+            ctx.print(f"stale: {why}")
         for mh in rep.unverifiable:
             ctx.print(f"skipped: block {CID(1, 0x55, mh)} uses a hash function ipmirror cannot check")
+        refs = f" and {rep.refs} no-copy references ({len(rep.stale)} stale)" if rep.refs else ""
         if rep.ok:
-            ctx.print(f"verified {rep.blocks} blocks: ok")
+            ctx.print(f"verified {rep.blocks} blocks{refs}: ok")
             return 0
         n = len(rep.corrupt) + len(rep.missing) + len(rep.undecodable)
         ctx.print(f"verified {rep.blocks} blocks: {n} problem(s)")

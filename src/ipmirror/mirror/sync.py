@@ -125,7 +125,7 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     mirror.gen = gen
     db.put_mirror(mirror)  # the index records this sync writes carry its generation
     profile = resolve(mirror.profile)
-    opts = AddOptions(profile, hidden=mirror.hidden, exclude=tuple(mirror.exclude))
+    opts = AddOptions(profile, hidden=mirror.hidden, exclude=tuple(mirror.exclude), nocopy=mirror.nocopy)
     tally = _Tally()
     scan_ns = time.time_ns()
 
@@ -146,7 +146,8 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
             if on_event is not None:
                 on_event(ev)
 
-        imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo)
+        imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo,
+                       ref_sink=s.put_ref if mirror.nocopy else None)
         (root,) = imp.add_paths([mirror.dir])
         s.pin(root.cid)
     flush()

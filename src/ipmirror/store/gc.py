@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-from ipmirror.codec.cid import CID, verify_multihash
+from ipmirror.codec.cid import CID, RAW, verify_multihash
 from ipmirror.errors import DecodeError, UnsupportedFormat
 from ipmirror.store.base import Blockstore
 from ipmirror.store.dag import walk
+from ipmirror.store.filestore import StaleReference, read_ref
 
 SWEEP_BATCH = 10_000
 
@@ -81,6 +82,8 @@ class VerifyReport:
     unverifiable: list[bytes] = field(default_factory=list)
     missing: list[tuple[CID, CID]] = field(default_factory=list)  # (pin root, missing block)
     undecodable: list[tuple[CID, str]] = field(default_factory=list)
+    refs: int = 0
+    stale: list[tuple[bytes, str]] = field(default_factory=list)  # no-copy: (multihash, why)
 
     @property
     def ok(self) -> bool:
@@ -88,7 +91,9 @@ class VerifyReport:
 
 
 def verify(store: Blockstore) -> VerifyReport:
-    """Re-hash every block; check every pinned DAG is complete."""
+    """Re-hash every block; check every pinned DAG is complete. No-copy references whose files
+    changed are reported as stale, not as corruption or missing blocks (an older version of a
+    no-copy mirror is expected to lose the files the operator has since overwritten)."""
     rep = VerifyReport()
     for mh, data in store.iter_blocks():
         rep.blocks += 1
@@ -97,13 +102,23 @@ def verify(store: Blockstore) -> VerifyReport:
                 rep.corrupt.append(mh)
         except UnsupportedFormat:
             rep.unverifiable.append(mh)
+    iter_refs = getattr(store, "iter_refs", None)
+    stale: set[bytes] = set()
+    if iter_refs is not None:
+        for mh, raw in iter_refs():
+            rep.refs += 1
+            try:
+                read_ref(CID(1, RAW, mh), raw)
+            except StaleReference as e:
+                rep.stale.append((mh, e.message))
+                stale.add(mh)
     for root, kind in store.pins():
         if kind != "recursive":
             if not store.has(root):
                 rep.missing.append((root, root))
             continue
         try:
-            rep.missing.extend((root, c) for c in iter_missing(store, root))
+            rep.missing.extend((root, c) for c in iter_missing(store, root) if c.multihash not in stale)
         except DecodeError as e:
             rep.undecodable.append((root, str(e)))
     return rep

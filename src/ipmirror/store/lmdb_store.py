@@ -13,6 +13,8 @@ Layout (named LMDB databases):
 - ``stage_mh``   multihash + session id (16 B) -> b""   (what live sessions wrote or reused)
 - ``stage_sid``  session id + multihash -> b""          (the same, by session, to clear it)
 - ``meta``       b"epoch" (bumped on every pin change), b"bytes" (sum of block sizes)
+- ``refs``       multihash -> no-copy reference (offset, length, path) of a raw block whose
+                 bytes stay in the mirrored file (see store/filestore.py)
 
 Rules:
 1. One write transaction per batch (``batch_bytes``, 256 MiB by default) and one at session end;
@@ -46,6 +48,7 @@ import lmdb
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound, StoreError
 from ipmirror.store.base import PinKind, StoreStat
+from ipmirror.store.filestore import pack_ref, read_ref, unpack_ref
 
 T = TypeVar("T")
 
@@ -120,12 +123,25 @@ class LmdbSession:
                 self._commit()
         return new
 
+    def put_ref(self, cid: CID, path: bytes, offset: int, length: int) -> bool:
+        """Record a no-copy reference for a raw block (unless its bytes are stored already)."""
+        mh = cid.multihash
+        st = self._store
+        txn = self._begin()
+        txn.put(mh + self.sid, b"", db=st.db_stage_mh)
+        txn.put(self.sid + mh, b"", db=st.db_stage_sid)
+        self._staged_any = True
+        if txn.get(mh, db=st.db_blocks) is not None:
+            return False
+        txn.put(mh, pack_ref(path, offset, length), db=st.db_refs)
+        return True
+
     def has(self, cid: CID) -> bool:
         if cid.is_identity:
             return True
         st = self._store
         txn = self._begin()
-        if txn.get(cid.multihash, db=st.db_blocks) is None:
+        if txn.get(cid.multihash, db=st.db_blocks) is None and txn.get(cid.multihash, db=st.db_refs) is None:
             return False
         txn.put(cid.multihash + self.sid, b"", db=st.db_stage_mh)
         txn.put(self.sid + cid.multihash, b"", db=st.db_stage_sid)
@@ -201,6 +217,7 @@ class LmdbStore:
         self.db_stage_mh = env.open_db(b"stage_mh")
         self.db_stage_sid = env.open_db(b"stage_sid")
         self.db_meta = env.open_db(b"meta")
+        self.db_refs = env.open_db(b"refs")
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], *, readonly: bool = False) -> LmdbStore:
@@ -252,17 +269,53 @@ class LmdbStore:
 
     # -- blocks -------------------------------------------------------------------------------
     def has(self, cid: CID) -> bool:
+        """Present, copied or referenced (a reference is not re-checked here)."""
         if cid.is_identity:
             return True
-        return self._read(lambda t: t.get(cid.multihash, db=self.db_blocks) is not None)
+        mh = cid.multihash
+        return self._read(lambda t: t.get(mh, db=self.db_blocks) is not None
+                          or t.get(mh, db=self.db_refs) is not None)
 
     def get(self, cid: CID) -> bytes:
         if cid.is_identity:
             return cid.identity_data()
-        data = self._read(lambda t: t.get(cid.multihash, db=self.db_blocks))
-        if data is None:
-            raise BlockNotFound(cid)
-        return bytes(data)
+        mh = cid.multihash
+        def fn(t: Any) -> tuple[bytes | None, bytes | None]:
+            d = t.get(mh, db=self.db_blocks)
+            return (d, None) if d is not None else (None, t.get(mh, db=self.db_refs))
+
+        data, ref = self._read(fn)
+        if data is not None:
+            return bytes(data)
+        if ref is not None:
+            return read_ref(cid, bytes(ref))
+        raise BlockNotFound(cid)
+
+    def is_ref(self, cid: CID) -> bool:
+        """True if the block is a no-copy reference (not copied into the store)."""
+        mh = cid.multihash
+        return self._read(lambda t: t.get(mh, db=self.db_blocks) is None
+                          and t.get(mh, db=self.db_refs) is not None)
+
+    def iter_refs(self) -> Iterator[tuple[bytes, bytes]]:
+        """``(multihash, packed reference)`` of every no-copy block."""
+        last: bytes | None = None
+        while True:
+            def page(t: Any, after: bytes | None = last) -> list[tuple[bytes, bytes]]:
+                out: list[tuple[bytes, bytes]] = []
+                with t.cursor(db=self.db_refs) as cur:
+                    ok = cur.set_range(after) if after is not None else cur.first()
+                    while ok and len(out) < 4096:
+                        k = bytes(cur.key())
+                        if k != after:
+                            out.append((k, bytes(cur.value())))
+                        ok = cur.next()
+                return out
+            items = self._read(page)
+            if not items:
+                return
+            yield from items
+            last = items[-1][0]
 
     def get_many(self, cids: list[CID]) -> list[bytes]:
         """Several blocks in one read transaction."""
@@ -285,9 +338,10 @@ class LmdbStore:
 
         def fn(t: Any) -> int | None:
             with t.cursor(db=self.db_blocks) as cur:
-                if not cur.set_key(cid.multihash):
-                    return None
-                return len(cur.value())
+                if cur.set_key(cid.multihash):
+                    return len(cur.value())
+            ref = t.get(cid.multihash, db=self.db_refs)
+            return unpack_ref(bytes(ref))[2] if ref is not None else None
         n = self._read(fn)
         if n is None:
             raise BlockNotFound(cid)
@@ -332,9 +386,12 @@ class LmdbStore:
             last = items[-1][0]
 
     def iter_keys(self) -> Iterator[bytes]:
+        """Multihashes of every block, copied ones first, then no-copy references."""
         for items in self._pages(False):
             for k, _ in items:
                 yield k
+        for k, _ in self.iter_refs():
+            yield k
 
     def iter_blocks(self) -> Iterator[tuple[bytes, bytes]]:
         for items in self._pages(True):
@@ -446,6 +503,8 @@ class LmdbStore:
                     if old is not None:
                         n += 1
                         freed += len(old)
+                    elif txn.delete(mh, db=self.db_refs):
+                        n += 1
             if freed:
                 b = _u64(txn.get(b"bytes", db=self.db_meta))
                 txn.put(b"bytes", max(0, b - freed).to_bytes(_U64, "big"), db=self.db_meta)

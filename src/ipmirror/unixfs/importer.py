@@ -46,7 +46,7 @@ from ipmirror.errors import InvalidInput, IpmirrorError
 from ipmirror.unixfs.chunker import chunks
 from ipmirror.unixfs.directory import build_directory, symlink
 from ipmirror.unixfs.layout import BalancedBuilder
-from ipmirror.unixfs.nodes import BlockMaker, Entry, Sink
+from ipmirror.unixfs.nodes import BlockMaker, Entry, RefSink, Sink
 from ipmirror.unixfs.profile import Profile
 from ipmirror.unixfs.trickle import TrickleBuilder
 
@@ -62,6 +62,7 @@ class AddOptions:
     preserve_mtime: bool = False
     wrap: bool = False
     exclude: tuple[str, ...] = ()  # glob patterns, matched against names and relative paths
+    nocopy: bool = False  # raw leaves become references into the files (needs a ref_sink)
 
     def excluded(self, name: str, rel: str) -> bool:
         if not self.hidden and name.startswith("."):
@@ -113,6 +114,9 @@ class TreeMemo(Protocol):
         ...
 
 
+_Item = tuple[CID, bytes] | tuple[CID, bytes, int, int] | Added
+
+
 class ImportError_(IpmirrorError, OSError):
     """A file could not be imported (unreadable, vanished, kept changing)."""
 
@@ -134,7 +138,7 @@ class Importer:
     def __init__(self, options: AddOptions, sink: Sink | None = None, *,
                  on_added: Callable[[Added], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
-                 memo: TreeMemo | None = None,
+                 memo: TreeMemo | None = None, ref_sink: RefSink | None = None,
                  workers: int | None = None, queue_bytes: int = 64 << 20) -> None:
         """``sink`` receives every block to store (None: hash only). ``sink`` and ``on_added``
         are only ever called from the thread that calls ``add_paths``."""
@@ -144,13 +148,16 @@ class Importer:
         self._on_added = on_added
         self._on_warning = on_warning
         self._memo = memo
+        self._ref_sink = ref_sink
+        if options.nocopy and (ref_sink is None or not options.profile.raw_leaves):
+            raise InvalidInput("no-copy needs raw leaves and a store that takes references")
         self._workers = workers or min(2, os.cpu_count() or 1)
         self._queue_bytes = queue_bytes
-        self._q: queue.Queue[tuple[CID, bytes] | Added | None] | None = None
+        self._q: queue.Queue[_Item | None] | None = None
         self._abort = threading.Event()
 
     # -- the ordered channel to the calling thread ---------------------------------------------
-    def _send(self, item: tuple[CID, bytes] | Added) -> None:
+    def _send(self, item: _Item) -> None:
         q = self._q
         if q is None:  # hash only: the driver runs on the calling thread
             if isinstance(item, Added) and self._on_added is not None:
@@ -168,6 +175,9 @@ class Importer:
     def _block(self, cid: CID, data: bytes) -> None:
         self._send((cid, data))
 
+    def _ref(self, cid: CID, path: bytes, offset: int, length: int) -> None:
+        self._send((cid, path, offset, length))
+
     # -- public -------------------------------------------------------------------------------
     def add_paths(self, paths: Sequence[str | os.PathLike[str]]) -> list[Entry]:
         """Import each path; returns their roots (just the wrapping directory with ``wrap``)."""
@@ -179,7 +189,7 @@ class Importer:
         if self._sink is None:
             return self._drive(paths, _discard)
         per_block = self.profile.chunker.size or (512 << 10)
-        q: queue.Queue[tuple[CID, bytes] | Added | None] = queue.Queue(
+        q: queue.Queue[_Item | None] = queue.Queue(
             maxsize=max(4, self._queue_bytes // max(per_block, 1)))
         self._q = q
         result: list[list[Entry]] = []
@@ -205,8 +215,11 @@ class Importer:
                 if isinstance(item, Added):
                     if on_added is not None:
                         on_added(item)
-                else:
+                elif len(item) == 2:
                     sink(*item)
+                else:
+                    assert self._ref_sink is not None
+                    self._ref_sink(*item)
         except BaseException:
             self._abort.set()
             while t.is_alive():  # unblock producers
@@ -357,7 +370,8 @@ class Importer:
                 before = os.fstat(fd)
                 if hasattr(os, "posix_fadvise"):
                     os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
-                entry = self.import_fd(maker, fd, mode, mtime)
+                entry = self.import_fd(maker, fd, mode, mtime,
+                                       os.fsencode(os.path.abspath(path)) if self.options.nocopy else None)
                 after = os.fstat(fd)
             except OSError as e:
                 raise ImportError_(f"{path}: {e.strerror}") from None
@@ -370,10 +384,16 @@ class Importer:
         raise ImportError_(f"{path}: kept changing while being read ({MAX_TRIES} tries)")
 
     def import_fd(self, maker: BlockMaker, fd: int, mode: int | None = None,
-                  mtime: pb.MTime | None = None) -> Entry:
-        """Import the rest of an open file."""
+                  mtime: pb.MTime | None = None, nocopy_path: bytes | None = None) -> Entry:
+        """Import the rest of an open file (from offset 0 when ``nocopy_path`` is given)."""
+        ref = (self._send_ref, nocopy_path) if nocopy_path is not None else None
         return import_chunks(maker, self.profile, chunks(fd, self.profile.chunker), mode, mtime,
-                             self._abort)
+                             self._abort, ref)
+
+    def _send_ref(self, cid: CID, path: bytes, offset: int, length: int) -> None:
+        if self._q is None:  # hash only: nothing to record
+            return
+        self._ref(cid, path, offset, length)
 
 
 def children_digest(children: Sequence[tuple[bytes, Entry]], mode: int | None,
@@ -386,8 +406,10 @@ def children_digest(children: Sequence[tuple[bytes, Entry]], mode: int | None,
 
 
 def import_chunks(maker: BlockMaker, profile: Profile, source: Iterable[bytes], mode: int | None,
-                  mtime: pb.MTime | None, abort: threading.Event | None = None) -> Entry:
-    """Lay out a file from an iterable of chunks (``mode``/``mtime`` None when not recorded)."""
+                  mtime: pb.MTime | None, abort: threading.Event | None = None,
+                  ref: tuple[RefSink, bytes] | None = None) -> Entry:
+    """Lay out a file from an iterable of chunks (``mode``/``mtime`` None when not recorded).
+    With ``ref`` = (ref sink, file path), raw leaves become no-copy references."""
 
     def checked() -> Iterator[bytes]:
         for chunk in source:
@@ -401,6 +423,14 @@ def import_chunks(maker: BlockMaker, profile: Profile, source: Iterable[bytes], 
         return tb.build(checked())
     b = BalancedBuilder(maker, profile.max_links, mode, mtime)
     leaf = maker.raw_leaf if profile.raw_leaves else maker.pb_leaf
+    if ref is not None:
+        ref_sink, path = ref
+        offset = [0]
+
+        def leaf(chunk: bytes) -> Entry:
+            e = maker.raw_ref(chunk, ref_sink, path, offset[0])
+            offset[0] += len(chunk)
+            return e
     it = checked()
     first = next(it, b"")
     second = next(it, None)

@@ -17,6 +17,7 @@ from ipmirror.codec.cid import CID, DAG_PB, RAW, multihash_identity, multihash_s
 from ipmirror.unixfs.profile import Profile
 
 Sink = Callable[[CID, bytes], object]
+RefSink = Callable[[CID, bytes, int, int], object]  # (cid, file path, offset, length)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,16 @@ class BlockMaker:
 
     def raw_leaf(self, chunk: bytes) -> Entry:
         return Entry(self.make(RAW, chunk), len(chunk), len(chunk))
+
+    def raw_ref(self, chunk: bytes, ref_sink: RefSink, path: bytes, offset: int) -> Entry:
+        """A raw leaf whose bytes stay in ``path`` at ``offset`` (no-copy): only a reference is
+        handed on; leaves small enough to inline need none."""
+        n = len(chunk)
+        if self._inline and n <= self._limit:
+            return Entry(CID(1, RAW, multihash_identity(chunk)), n, n)
+        cid = CID(1, RAW, multihash_sha256(chunk))
+        ref_sink(cid, path, offset, n)
+        return Entry(cid, n, n)
 
     def pb_leaf(self, chunk: bytes, leaf_type: int = pb.FILE) -> Entry:
         block = dagpb.encode_links((), pb.file_leaf(chunk, leaf_type))
