@@ -60,8 +60,17 @@ class Rec:
         kind, size, mtime, ino, ctime, mode, tsize, scan, gen, dlen = _REC.unpack_from(raw)
         off = _REC.size
         digest = raw[off:off + dlen]
-        return cls(kind, CID.from_bytes(raw[off + dlen:]), tsize, size, mtime, ino, ctime, mode, scan,
+        return cls(kind, CID.trusted(raw[off + dlen:]), tsize, size, mtime, ino, ctime, mode, scan,
                    gen, digest)
+
+
+def unpack_head(raw: bytes) -> tuple[bytes, int, int, int, int, int, int, int, int, int]:
+    """The fixed fields of a packed record: kind, size, mtime_ns, ino, ctime_ns, mode, tsize,
+    scan_ns, gen, digest length (the CID follows the digest)."""
+    return _REC.unpack_from(raw)
+
+
+REC_HEAD = _REC.size
 
 
 @dataclass
@@ -183,18 +192,22 @@ class MirrorDB:
             t.put(_mid(mid) + v.number.to_bytes(4, "big"), v.to_json(), db=self.db_versions)
 
     # -- index ----------------------------------------------------------------------------------
-    def children(self, mid: int, dirpath: bytes) -> dict[bytes, Rec]:
+    def children_raw(self, mid: int, dirpath: bytes) -> dict[bytes, bytes]:
+        """The packed records of one directory's children (unpack lazily: a no-op sync only
+        needs the stat fields of each)."""
         p = index_key(mid, dirpath, b"")
-        out: dict[bytes, Rec] = {}
+        n = len(p)
+        out: dict[bytes, bytes] = {}
         with self.env.begin() as t, t.cursor(db=self.db_index) as cur:
-            ok = cur.set_range(p)
-            while ok:
-                k = bytes(cur.key())
-                if not k.startswith(p):
-                    break
-                out[k[len(p):]] = Rec.unpack(bytes(cur.value()))
-                ok = cur.next()
+            if cur.set_range(p):
+                for k, v in cur:
+                    if not k.startswith(p):
+                        break
+                    out[k[n:]] = v
         return out
+
+    def children(self, mid: int, dirpath: bytes) -> dict[bytes, Rec]:
+        return {k: Rec.unpack(v) for k, v in self.children_raw(mid, dirpath).items()}
 
     def get_rec(self, mid: int, dirpath: bytes, name: bytes) -> Rec | None:
         with self.env.begin() as t:

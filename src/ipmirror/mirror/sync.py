@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import InvalidInput, StoreError
-from ipmirror.mirror.db import ROOT_DIR, Mirror, MirrorDB, Rec, Version
+from ipmirror.mirror.db import REC_HEAD, ROOT_DIR, Mirror, MirrorDB, Rec, Version, unpack_head
 from ipmirror.store.dag import walk
 from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
 from ipmirror.unixfs.importer import Added, AddOptions, DirMemo, Importer
@@ -51,34 +51,40 @@ def split_rel(rel: str) -> tuple[bytes, bytes]:
 
 
 class _DirMemo:
-    def __init__(self, memo: IndexMemo, prev: dict[bytes, Rec]) -> None:
+    __slots__ = ("memo", "prev")
+
+    def __init__(self, memo: IndexMemo, prev: dict[bytes, bytes]) -> None:
         self.memo = memo
-        self.prev = prev
+        self.prev = prev  # name -> packed Rec
 
     def file(self, name: bytes, st: os.stat_result) -> Entry | None:
-        m = self.memo
-        rec = self.prev.get(name)
-        if rec is None or rec.kind != b"f" or m.checksum:
+        raw = self.prev.get(name)
+        if raw is None or raw[0] != 0x66 or self.memo.checksum:  # b"f"
             return None
-        if (rec.size, rec.mtime_ns, rec.ino, rec.ctime_ns) != (st.st_size, st.st_mtime_ns, st.st_ino,
-                                                               st.st_ctime_ns):
+        _k, size, mtime, ino, ctime, _mode, tsize, scan, gen, dlen = unpack_head(raw)
+        if size != st.st_size or mtime != st.st_mtime_ns or ino != st.st_ino or ctime != st.st_ctime_ns:
             return None
-        if st.st_mtime_ns >= rec.scan_ns - RACY_NS:
+        if mtime >= scan - RACY_NS:
             return None  # racily clean: read it again
-        if rec.gen > m.completed_gen:  # written by a sync that did not complete: not pinned
-            if not m.present(rec.cid):
+        cid = CID.trusted(raw[REC_HEAD + dlen:])
+        m = self.memo
+        if gen > m.completed_gen:  # written by a sync that did not complete: not pinned
+            if not m.present(cid):
                 return None
-            m.unprotected.add(rec.cid)
-        return Entry(rec.cid, rec.tsize, rec.size)
+            m.unprotected.add(cid)
+        return Entry(cid, tsize, size)
 
     def directory(self, name: bytes, digest: bytes) -> Entry | None:
-        rec = self.prev.get(name)
-        if rec is None or rec.kind != b"d" or rec.digest != digest or rec.gen > self.memo.completed_gen:
+        raw = self.prev.get(name)
+        if raw is None or raw[0] != 0x64:  # b"d"
+            return None
+        rec = Rec.unpack(raw)
+        if rec.digest != digest or rec.gen > self.memo.completed_gen:
             return None
         return Entry(rec.cid, rec.tsize, 0)
 
     def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
-        return [(n, r.kind == b"d") for n, r in self.prev.items() if n not in present]
+        return [(n, r[0] == 0x64) for n, r in self.prev.items() if n not in present]
 
 
 class IndexMemo:
@@ -95,10 +101,10 @@ class IndexMemo:
 
     def begin_dir(self, rel: str) -> DirMemo:
         _top, _, rest = rel.partition("/")
-        return _DirMemo(self, self.db.children(self.mid, os.fsencode(rest)))
+        return _DirMemo(self, self.db.children_raw(self.mid, os.fsencode(rest)))
 
     def top(self) -> DirMemo:
-        return _DirMemo(self, self.db.children(self.mid, ROOT_DIR))
+        return _DirMemo(self, self.db.children_raw(self.mid, ROOT_DIR))
 
 
 @dataclass
@@ -140,15 +146,17 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     memo = IndexMemo(db, mirror, checksum, present)
     with store.session(batch_bytes=batch_bytes, on_commit=flush) as s:
         def on_added(ev: Added) -> None:  # writer thread
-            if ev.reused and ev.entry is not None and ev.entry.cid in memo.unprotected:
-                _stage_dag(s, store, ev.entry.cid, ev.path)
             _record(db, mirror, ev, gen, scan_ns, tally)
             if on_event is not None:
                 on_event(ev)
 
         imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo,
-                       ref_sink=s.put_ref if mirror.nocopy else None)
+                       ref_sink=s.put_ref if mirror.nocopy else None, report_reused=False)
         (root,) = imp.add_paths([mirror.dir])
+        tally.files += imp.reused_files
+        tally.nbytes += imp.reused_bytes
+        for cid in memo.unprotected:  # reused from a sync that never completed: not pinned yet
+            _stage_dag(s, store, cid, str(cid))
         s.pin(root.cid)
     flush()
     versions = db.versions(mirror.id)

@@ -139,6 +139,7 @@ class Importer:
                  on_added: Callable[[Added], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
                  memo: TreeMemo | None = None, ref_sink: RefSink | None = None,
+                 report_reused: bool = True,
                  workers: int | None = None, queue_bytes: int = 64 << 20) -> None:
         """``sink`` receives every block to store (None: hash only). ``sink`` and ``on_added``
         are only ever called from the thread that calls ``add_paths``."""
@@ -148,6 +149,9 @@ class Importer:
         self._on_added = on_added
         self._on_warning = on_warning
         self._memo = memo
+        self._report_reused = report_reused  # False: count reused files instead of reporting each
+        self.reused_files = 0
+        self.reused_bytes = 0
         self._ref_sink = ref_sink
         if options.nocopy and (ref_sink is None or not options.profile.raw_leaves):
             raise InvalidInput("no-copy needs raw leaves and a store that takes references")
@@ -299,37 +303,51 @@ class Importer:
         children: list[tuple[bytes, Entry]] = []
         files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
         subdirs: list[tuple[bytes, str, str, os.stat_result]] = []
+        # This loop is the whole cost of a no-op mirror sync: keep per-entry work minimal.
+        hidden = self.options.hidden
+        exclude = self.options.exclude
+        report_reused = self._report_reused
+        abort = self._abort
+        isreg, isdir, islnk = statmod.S_ISREG, statmod.S_ISDIR, statmod.S_ISLNK
+        reused_files = reused_bytes = 0
         for d in items:
-            if self._abort.is_set():
+            if abort.is_set():
                 raise _Abort
             name: bytes = d.name
-            sname = os.fsdecode(name)
-            subrel = rel + "/" + sname
-            if self.options.excluded(sname, subrel.partition("/")[2]):
+            if not hidden and name[:1] == b".":
                 continue
-            sub = os.fsdecode(d.path)
+            if exclude and self.options.excluded(os.fsdecode(name), _below_root(rel, name)):
+                continue
             try:
                 dst = d.stat(follow_symlinks=False)
             except FileNotFoundError:
-                self._warn(f"{sub}: vanished during add, skipped")
+                self._warn(f"{os.fsdecode(d.path)}: vanished during add, skipped")
                 continue
             fmt = dst.st_mode
-            if statmod.S_ISREG(fmt):
-                known = memo.file(name, dst) if memo is not None else None
+            if isreg(fmt) and memo is not None:
+                known = memo.file(name, dst)
                 if known is not None:
                     children.append((name, known))
-                    self._emit(subrel, known, "file", dst, reused=True)
+                    reused_files += 1
+                    reused_bytes += known.size
+                    if report_reused:
+                        self._emit(rel + "/" + os.fsdecode(name), known, "file", dst, reused=True)
                     continue
+            sub = os.fsdecode(d.path)
+            subrel = rel + "/" + os.fsdecode(name)
+            if isreg(fmt):
                 inflight.acquire()
                 fut = pool.submit(self._file, maker, sub, dst)
                 fut.add_done_callback(lambda _f: inflight.release())
                 files.append((name, subrel, fut))
-            elif statmod.S_ISDIR(fmt):
+            elif isdir(fmt):
                 subdirs.append((name, sub, subrel, dst))
-            elif statmod.S_ISLNK(fmt):
+            elif islnk(fmt):
                 children.append((name, self._symlink(maker, sub, subrel, dst)))
             else:
                 self._warn(f"{sub}: special file skipped")
+        self.reused_files += reused_files
+        self.reused_bytes += reused_bytes
         for name, sub, subrel, dst in subdirs:
             entry, _digest = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name)
             children.append((name, entry))
@@ -394,6 +412,12 @@ class Importer:
         if self._q is None:  # hash only: nothing to record
             return
         self._ref(cid, path, offset, length)
+
+
+def _below_root(rel: str, name: bytes) -> str:
+    """The path of ``name`` in directory ``rel`` relative to the added root (``root/a`` -> ``a/name``)."""
+    _top, _, below = rel.partition("/")
+    return f"{below}/{os.fsdecode(name)}" if below else os.fsdecode(name)
 
 
 def children_digest(children: Sequence[tuple[bytes, Entry]], mode: int | None,
