@@ -270,3 +270,32 @@ def test_nocopy_mirror(cli: CLI, repo_path: Path, tmp_path: Path) -> None:
     new_root = json.loads(cli("mirror", "log", "nc", "--json").text)[-1]["root"]
     assert new_root != root
     assert cli("cat", f"{new_root}/d1/f1.bin").out == victim.read_bytes()
+
+
+def test_sync_watch_follows_changes(cli: CLI, repo_path: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src / "a", b"first")
+    cli("mirror", "add", "w", src)
+    env = dict(os.environ, IPMIRROR_PATH=str(repo_path))
+    p = subprocess.Popen([sys.executable, "-m", "ipmirror", "mirror", "sync", "w", "--watch",
+                          "--debounce", "0.3"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+
+        def versions() -> list[dict[str, object]]:
+            r = cli("mirror", "log", "w", "--json", check=False)
+            return json.loads(r.text) if r.rc == 0 and r.text.strip() else []
+
+        while len(versions()) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        write(src / "b", b"second")
+        write(src / "sub" / "c", b"third")
+        want = cli("add", "--only-hash", "-Q", src).text.strip()
+        while time.monotonic() < deadline and (not versions() or versions()[-1]["root"] != want):
+            time.sleep(0.2)
+        assert versions()[-1]["root"] == want
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+    assert p.returncode == 0, err
+    assert b"Traceback" not in err

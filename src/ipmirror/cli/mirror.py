@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
+import threading
 import time
 
 from ipmirror.cli.common import Ctx, add_bool
+from ipmirror.mirror.manager import Mirrors
 from ipmirror.unixfs.importer import Added
 from ipmirror.unixfs.profile import PRESETS
 
@@ -33,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--checksum", action="store_true", help="re-read every file (ignore stat data)")
     p.add_argument("--json", action="store_true", help="print the new version as JSON")
     add_bool(p, "--progress", True, "show progress on a terminal")
+    p.add_argument("--watch", action="store_true",
+                   help="keep running: sync again whenever the directory changes (Ctrl-C stops)")
+    p.add_argument("--debounce", type=float, default=5.0, metavar="SECONDS",
+                   help="with --watch: wait for this long without changes before syncing (default 5)")
+    p.add_argument("--max-wait", type=float, default=300.0, metavar="SECONDS",
+                   help="with --watch: sync at least this often while changes keep coming (default 300)")
     p.set_defaults(func=sync)
 
     p = ms.add_parser("list", help="list mirrors")
@@ -95,22 +104,74 @@ class _Progress:
         print(file=self.ctx.err)
 
 
-def sync(ctx: Ctx) -> int:
+def _sync_once(ctx: Ctx, mirrors: Mirrors, checksum: bool) -> None:
     a = ctx.args
     progress = _Progress(ctx) if a.progress and sys.stderr.isatty() else None
+    v = mirrors.sync(a.name, checksum=checksum, on_event=progress.event if progress else None,
+                     on_warning=ctx.warn)
+    if progress is not None:
+        progress.done()
+    if a.json:
+        ctx.print(json.dumps(dataclasses.asdict(v)))
+    else:
+        ctx.print(f"{a.name} version {v.number}: {v.root}")
+        ctx.print(f"  {v.files} files, {v.size} bytes; +{v.added} added, ~{v.changed} changed, "
+                  f"-{v.removed} removed; read {v.read_files} files ({v.read_bytes} bytes); "
+                  f"{v.duration:.2f}s")
+    ctx.out.flush()
+
+
+def sync(ctx: Ctx) -> int:
+    a = ctx.args
     with ctx.open_repo() as repo:
-        v = repo.mirrors().sync(a.name, checksum=a.checksum,
-                                on_event=progress.event if progress else None, on_warning=ctx.warn)
-        if progress is not None:
-            progress.done()
-        if a.json:
-            ctx.print(json.dumps(dataclasses.asdict(v)))
-        else:
-            ctx.print(f"{a.name} version {v.number}: {v.root}")
-            ctx.print(f"  {v.files} files, {v.size} bytes; +{v.added} added, ~{v.changed} changed, "
-                      f"-{v.removed} removed; read {v.read_files} files ({v.read_bytes} bytes); "
-                      f"{v.duration:.2f}s")
+        mirrors = repo.mirrors()
+        _sync_once(ctx, mirrors, a.checksum)
+        if a.watch:
+            _watch(ctx, mirrors, mirrors.get(a.name).dir)
     return 0
+
+
+def _watch(ctx: Ctx, mirrors: Mirrors, directory: str) -> None:
+    """Sync again after file-system notifications, once ``--debounce`` seconds pass without
+    one (or ``--max-wait`` after the first); Ctrl-C or SIGTERM ends it cleanly."""
+    from watchdog.events import FileSystemEvent, FileSystemEventHandler
+    from watchdog.observers import Observer
+
+    a = ctx.args
+    state = {"first": 0.0, "last": 0.0}
+    lock = threading.Lock()
+
+    class Handler(FileSystemEventHandler):
+        def on_any_event(self, event: FileSystemEvent) -> None:
+            if event.event_type in ("opened", "closed_no_write"):
+                return
+            now = time.monotonic()
+            with lock:
+                state["first"] = state["first"] or now
+                state["last"] = now
+
+    stop = threading.Event()
+    old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    observer = Observer()
+    observer.schedule(Handler(), directory, recursive=True)
+    observer.start()
+    ctx.warn(f"watching {directory} for changes (debounce {a.debounce}s)")
+    try:
+        while not stop.wait(0.1):
+            with lock:
+                first, last = state["first"], state["last"]
+                now = time.monotonic()
+                due = first and (now - last >= a.debounce or now - first >= a.max_wait)
+                if due:
+                    state["first"] = state["last"] = 0.0
+            if due:
+                _sync_once(ctx, mirrors, False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        observer.stop()
+        observer.join()
 
 
 def list_(ctx: Ctx) -> int:
