@@ -296,6 +296,6 @@ def test_sync_watch_follows_changes(cli: CLI, repo_path: Path, tmp_path: Path) -
         assert versions()[-1]["root"] == want
     finally:
         p.send_signal(signal.SIGINT)
-        out, err = p.communicate(timeout=20)
+        _out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err
     assert b"Traceback" not in err

@@ -30,6 +30,7 @@ Rules kept here (ipfs/specs ``ipns/ipns-record.md``; boxo ``ipns`` where the spe
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -380,11 +381,11 @@ def public_key_for(entry: IpnsEntry, name: PeerID) -> PublicKey:
         raise InvalidRecord(f"record has no pubKey and {name} does not inline its public key",
                             "public-key")
     try:
-        pk = name.public_key()
+        inlined = name.public_key()
     except (DecodeError, UnsupportedFormat) as e:
         raise InvalidRecord(f"the public key inlined in {name} is invalid: {e}", "public-key") from None
-    assert pk is not None
-    return pk
+    assert inlined is not None
+    return inlined
 
 
 def check_v1_fields(entry: IpnsEntry, data: RecordData) -> None:
@@ -429,3 +430,54 @@ def compare(a: Record, b: Record) -> int:
     ka = (a.sequence, a.eol_ns)
     kb = (b.sequence, b.eol_ns)
     return (ka > kb) - (ka < kb)
+
+
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What :func:`inspect` found: the fields as they are, and the verdict when a name is known."""
+
+    entry: IpnsEntry
+    data: RecordData | None          # None when data is absent or does not decode
+    data_error: str | None
+    name: PeerID | None              # the name checked against (given, or from pubKey)
+    valid: bool | None               # None: not checked (no name)
+    reason: str | None               # the first rule broken, as InvalidRecord.reason
+    error: str | None
+    signature_v1_valid: bool | None  # informational; None when absent or no key is known
+
+    @property
+    def signature_types(self) -> tuple[str, ...]:
+        return tuple(t for t, sig in (("V1", self.entry.signature_v1), ("V2", self.entry.signature_v2))
+                     if sig)
+
+
+def inspect(raw: bytes, name: PeerID | None, now_ns: int) -> Inspection:
+    """Decode a record for display and, if ``name`` is given or ``pubKey`` names one, verify it.
+
+    Raises InvalidRecord only when the bytes are not an ``IpnsEntry`` at all (or over the limit).
+    """
+    entry = decode(raw)
+    data: RecordData | None = None
+    data_error: str | None = None
+    if entry.data:
+        try:
+            data = RecordData.decode(entry.data)
+        except InvalidRecord as e:
+            data_error = str(e)
+    else:
+        data_error = "no data field (V1-only record)"
+    if name is None:
+        try:
+            name = embedded_name(entry)
+        except InvalidRecord as e:
+            return Inspection(entry, data, data_error, None, False, e.reason, str(e), None)
+    if name is None:
+        return Inspection(entry, data, data_error, None, None, None, None, None)
+    v1_ok: bool | None = None
+    with contextlib.suppress(InvalidRecord):
+        v1_ok = signature_v1_valid(entry, public_key_for(entry, name))
+    try:
+        validate(raw, name, now_ns)
+    except InvalidRecord as e:
+        return Inspection(entry, data, data_error, name, False, e.reason, str(e), v1_ok)
+    return Inspection(entry, data, data_error, name, True, None, None, v1_ok)
