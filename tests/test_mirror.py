@@ -299,3 +299,30 @@ def test_sync_watch_follows_changes(cli: CLI, repo_path: Path, tmp_path: Path) -
         _out, err = p.communicate(timeout=20)
     assert p.returncode == 0, err
     assert b"Traceback" not in err
+
+
+def test_mirror_keys_and_names(cli: CLI, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    write(src / "a", b"one")
+    cli("mirror", "add", "deb", src)
+    assert "deb" in cli("key", "list").text.split()
+    cli("mirror", "sync", "deb")
+    first = json.loads(cli("mirror", "log", "deb", "--json").text)[-1]["root"]
+    assert cli("name", "resolve", "deb").text.strip() == f"/ipfs/{first}"
+    k51 = cli("name", "dnslink", "deb").text.strip().removeprefix("dnslink=/ipns/")
+    assert k51.startswith("k51")
+    write(src / "b", b"two")
+    cli("mirror", "sync", "deb")
+    latest = json.loads(cli("mirror", "log", "deb", "--json").text)[-1]["root"]
+    assert latest != first
+    assert cli("name", "resolve", k51).text.strip() == f"/ipfs/{latest}"  # the record was republished
+    cli("key", "gen", "taken")
+    r = cli("mirror", "add", "taken", src, check=False)
+    assert r.rc == 1 and "--key taken" in r.err
+    cli("mirror", "add", "taken", src, "--key", "taken")
+    cli("mirror", "add", "other", src, "--key", "shared-key")
+    cli("mirror", "sync", "other")
+    other = json.loads(cli("mirror", "log", "other", "--json").text)[-1]["root"]
+    assert cli("name", "resolve", "other").text.strip() == f"/ipfs/{other}"  # by mirror name
+    r = cli("mirror", "add", "bad.name", src, check=False)
+    assert r.rc == 1 and "invalid mirror name" in r.err

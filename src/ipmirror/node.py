@@ -10,6 +10,9 @@ Layout of a repository::
 
     config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]}
     blocks/          the LMDB block store (data.mdb, lock.mdb, sessions/)
+    mirrors/         mirror definitions, versions and the per-file index (LMDB)
+    keys/            private keys (0600), Kubo's libp2p protobuf format
+    names/           IPNS records we hold, and the last sequence number per key
 
 Configuration is read here, once; nothing below this layer reads the environment or files.
 """
@@ -18,12 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 from types import TracebackType
 
-from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.errors import Conflict, InvalidInput, NotFound, StoreError
 from ipmirror.mirror.db import Mirror, MirrorDB
-from ipmirror.mirror.manager import Mirrors
+from ipmirror.mirror.manager import Mirrors, check_name
+from ipmirror.naming.keystore import Keystore
+from ipmirror.naming.names import Names
 from ipmirror.store.lmdb_store import LmdbStore
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
 
@@ -105,11 +111,54 @@ class Repo:
     def mirror_add(self, name: str, directory: str, *, profile: str, hidden: bool = False,
                    exclude: list[str] | None = None, nocopy: bool = False, key: str = "",
                    keep: int = 0) -> Mirror:
-        return self.mirrors().add(name, directory, profile=profile, hidden=hidden, exclude=exclude,
-                                  nocopy=nocopy, key=key, keep=keep)
+        """Register a mirror and give it a key: a new one named after the mirror, or the existing
+        key named with ``key`` (a key of the mirror's name that exists already is an error unless
+        named explicitly, so two mirrors never publish under one name by accident)."""
+        check_name(name)
+        mirrors = self.mirrors()
+        if self.mirror_db.get_mirror(name) is not None:
+            raise Conflict(f"a mirror named {name!r} exists already")
+        created = False
+        if key:
+            try:
+                self.keystore.info(key)
+            except NotFound:
+                self.keystore.gen(key)
+                created = True
+        else:
+            if name in self.keystore.names():
+                raise Conflict(f"a key named {name!r} exists already; pass --key {name} to publish "
+                               "this mirror under it")
+            self.keystore.gen(name)
+            created = True
+        try:
+            return mirrors.add(name, directory, profile=profile, hidden=hidden, exclude=exclude,
+                               nocopy=nocopy, key=key or name, keep=keep)
+        except BaseException:
+            if created:
+                self.keystore.rm(key or name)
+            raise
 
     def _publish_mirror(self, mirror: Mirror, root: object) -> None:
-        """Publish a completed version under the mirror's key (wired to naming)."""
+        """Publish a completed version under the mirror's key."""
+        self.names.publish(mirror.key, f"/ipfs/{root}")
+
+    def mirror_lookup(self, name: str) -> str | None:
+        """``/ipfs/<root>`` of a mirror's latest version (for ``name resolve``), or None."""
+        m = self.mirror_db.get_mirror(name)
+        if m is None:
+            return None
+        vs = self.mirror_db.versions(m.id)
+        return f"/ipfs/{vs[-1].root}" if vs else None
+
+    # -- naming -----------------------------------------------------------------------------------
+    @property
+    def keystore(self) -> Keystore:
+        return Keystore(self.path / "keys")
+
+    @property
+    def names(self) -> Names:
+        return Names(self.path / "names", self.keystore, clock=time.time_ns)
 
     def close(self) -> None:
         if self._mirror_db is not None:

@@ -17,7 +17,7 @@ from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import ipns
 from ipmirror.codec.libp2p_key import PeerID
 from ipmirror.errors import Conflict, InvalidInput, UnsupportedFormat
-from ipmirror.naming.keystore import KEY_TYPES, Keystore, atomic_write
+from ipmirror.naming.keystore import KEY_TYPES, atomic_write
 from ipmirror.naming.names import Names, load_record_file
 
 FORMATS: Final = ("libp2p-protobuf-cleartext", "pem-pkcs8-cleartext")
@@ -154,7 +154,7 @@ def format_duration(ns: int) -> str:
 @contextlib.contextmanager
 def _naming(ctx: Ctx) -> Iterator[Names]:
     with ctx.open_repo() as repo:  # creates the repository on first use, like every command
-        yield Names(repo.path / "names", Keystore(repo.path / "keys"), clock=time.time_ns)
+        yield repo.names
 
 
 def _read_input(name: str) -> bytes:
@@ -236,8 +236,9 @@ def name_publish(ctx: Ctx) -> int:
 
 
 def name_resolve(ctx: Ctx) -> int:
-    with _naming(ctx) as names:
-        ctx.print(names.resolve(ctx.args.name, recursive=ctx.args.recursive))
+    with ctx.open_repo() as repo:
+        ctx.print(repo.names.resolve(ctx.args.name, recursive=ctx.args.recursive,
+                                     lookup=repo.mirror_lookup))
     return 0
 
 

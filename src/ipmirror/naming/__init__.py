@@ -1,1 +1,1 @@
-"""Naming: keys, IPNS records (format in naming.record, pure), local name state, DNSLink."""
+"""Naming: keys on disk, local IPNS records and names, DNSLink values (record format: codec/ipns.py)."""
