@@ -19,13 +19,16 @@ Configuration is read here, once; nothing below this layer reads the environment
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
 from types import TracebackType
 
-from ipmirror.errors import Conflict, InvalidInput, NotFound, StoreError
+from ipmirror.codec.cid import CID
+from ipmirror.errors import Conflict, InvalidInput, IpmirrorError, NotFound, StoreError
+from ipmirror.gateway.backend import Resolved
 from ipmirror.mirror.db import Mirror, MirrorDB
 from ipmirror.mirror.manager import Mirrors, check_name
 from ipmirror.naming.keystore import Keystore
@@ -151,6 +154,10 @@ class Repo:
         vs = self.mirror_db.versions(m.id)
         return f"/ipfs/{vs[-1].root}" if vs else None
 
+    # -- serving ----------------------------------------------------------------------------------
+    def gateway_backend(self) -> NodeBackend:
+        return NodeBackend(self)
+
     # -- naming -----------------------------------------------------------------------------------
     @property
     def keystore(self) -> Keystore:
@@ -181,3 +188,37 @@ def _read_config(p: Path) -> dict[str, object]:
     if not isinstance(cfg, dict) or cfg.get("version") != REPO_VERSION:
         raise StoreError(f"{p}: not an ipmirror repository config of version {REPO_VERSION}")
     return cfg
+
+
+class NodeBackend:
+    """The gateway's view of the node (gateway.backend.Backend): blocks, names, records.
+
+    Every name lookup reads the current record or version, so versions published by another
+    process (a ``mirror sync`` from cron) are served at once.
+    """
+
+    def __init__(self, repo: Repo) -> None:
+        self.repo = repo
+
+    def get(self, cid: CID) -> bytes:
+        return self.repo.store.get(cid)
+
+    def has(self, cid: CID) -> bool:
+        return self.repo.store.has(cid)
+
+    def resolve_name(self, name: str) -> Resolved:
+        names = self.repo.names
+        path = names.resolve(name, lookup=self.repo.mirror_lookup)
+        ttl_ns = 60 * 1_000_000_000
+        with contextlib.suppress(IpmirrorError):
+            ttl_ns = names.record(name).ttl_ns
+        if not path.startswith("/ipfs/"):
+            raise NotFound(f"/ipns/{name} points at {path}, which is not an /ipfs/ path", name)
+        head, *rest = [p for p in path[len("/ipfs/"):].split("/") if p]
+        return Resolved(CID.parse(head), rest, max(0, ttl_ns // 1_000_000_000), None)
+
+    def ipns_record(self, name: str) -> bytes:
+        return self.repo.names.get_record(name)
+
+    def put_ipns_record(self, name: str, raw: bytes) -> None:
+        self.repo.names.put_record(raw, name)

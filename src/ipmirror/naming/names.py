@@ -276,6 +276,24 @@ class Names:
                     out.append(PeerID.parse(f.removesuffix(".ipns-record")))
         return out
 
+    def republish(self, *, within_ns: int, lifetime_ns: int = ipns.DEFAULT_LIFETIME_NS) -> list[Published]:
+        """Re-sign, with a higher sequence number, every record of a local key that expires within
+        ``within_ns`` (or has expired), keeping its value and TTL. Returns what was published."""
+        out: list[Published] = []
+        now = self.clock()
+        for info in self.keys.list():
+            raw = None
+            with contextlib.suppress(NotFound):
+                raw = self.get_record(info.id)
+            if raw is None:
+                continue
+            data = ipns.RecordData.decode(ipns.decode(raw).data or b"")
+            if ipns.parse_rfc3339(data.validity) - now > within_ns:
+                continue
+            out.append(self.publish(info.name, data.value.decode("utf-8"), lifetime_ns=lifetime_ns,
+                                    ttl_ns=data.ttl))
+        return out
+
     def resolve(self, name: str, *, recursive: bool = True, lookup: Lookup | None = None) -> str:
         """The content path ``name`` points at.
 

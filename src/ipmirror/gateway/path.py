@@ -1,0 +1,195 @@
+"""The path gateway: UnixFS files and directories as plain HTTP (ipfs/specs path-gateway.md).
+
+Files stream block by block (never whole), with single and multiple byte ranges, ETag and
+If-None-Match, the namespace's caching headers, and ``?filename=`` / ``?download=true``.
+Directories redirect to the trailing-slash form, serve ``index.html`` when present, and otherwise
+stream an HTML listing row by row (a 500,000-entry HAMT directory starts arriving at once).
+"""
+
+from __future__ import annotations
+
+import html
+import mimetypes
+import secrets
+from collections.abc import Iterator
+from urllib.parse import quote
+
+from aiohttp import web
+
+from ipmirror.codec.cid import CID
+from ipmirror.gateway.backend import Backend
+from ipmirror.gateway.common import (
+    GatewayConfig,
+    Target,
+    aiter_blocking,
+    content_disposition,
+    etag_matches,
+    ipfs_headers,
+    run_blocking,
+)
+from ipmirror.gateway.ranges import Unsatisfiable, parse_range
+from ipmirror.unixfs import exporter as ex
+
+SNIFF = 512
+mimetypes.add_type("application/vnd.debian.binary-package", ".deb")
+mimetypes.add_type("application/octet-stream", ".whl")
+mimetypes.add_type("text/plain", ".metadata")
+
+
+def sniff(head: bytes) -> str:
+    if head.startswith(b"\x89PNG"):
+        return "image/png"
+    if head.startswith((b"\xff\xd8\xff",)):
+        return "image/jpeg"
+    if head.startswith(b"%PDF-"):
+        return "application/pdf"
+    if head.startswith(b"\x1f\x8b"):
+        return "application/x-gzip"
+    lower = head.lstrip()[:64].lower()
+    if lower.startswith((b"<!doctype html", b"<html")):
+        return "text/html; charset=utf-8"
+    if head and b"\0" not in head:
+        try:
+            head.decode("utf-8")
+            return "text/plain; charset=utf-8"
+        except UnicodeDecodeError as e:
+            if e.start >= len(head) - 3:  # a character cut at the sniff boundary
+                return "text/plain; charset=utf-8"
+    return "application/octet-stream"
+
+
+def content_type(name: str, head: bytes) -> str:
+    t, enc = mimetypes.guess_type(name, strict=False)
+    if enc == "gzip" and not t:
+        return "application/gzip"
+    if t:
+        return t + ("; charset=utf-8" if t.startswith("text/") else "")
+    return sniff(head)
+
+
+async def serve_unixfs(request: web.Request, backend: Backend, cfg: GatewayConfig,
+                       t: Target) -> web.StreamResponse:
+    node = await run_blocking(lambda: ex.stat(backend.get, t.cid))
+    if node.is_dir:
+        return await _directory(request, backend, cfg, t, node)
+    if node.kind == "symlink":
+        target = (node.data.data if node.data else b"") or b""
+        return web.Response(body=target, content_type="text/plain",
+                            headers={**ipfs_headers(t, request.path), "ETag": f'"{t.cid}"'})
+    return await serve_file(request, backend, t, node, t.segments[-1] if t.segments else "")
+
+
+async def serve_file(request: web.Request, backend: Backend, t: Target, node: ex.Node, name: str,
+                     extra: dict[str, str] | None = None) -> web.StreamResponse:
+    etag = f'"{t.cid}"'
+    headers = {**ipfs_headers(t, request.path), "ETag": etag, "Accept-Ranges": "bytes", **(extra or {})}
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    size = node.size
+    head = b"" if size == 0 else b"".join(await run_blocking(
+        lambda: list(ex.read(backend.get, t.cid, 0, min(SNIFF, size)))))
+    headers["Content-Type"] = content_type(request.query.get("filename") or name, head)
+    filename = request.query.get("filename")
+    if filename or request.query.get("download") == "true":
+        headers["Content-Disposition"] = content_disposition(filename or name or str(t.cid),
+                                                             request.query.get("download") == "true")
+    try:
+        spans = parse_range(request.headers.get("Range"), size)
+    except Unsatisfiable:
+        headers["Content-Range"] = f"bytes */{size}"
+        return web.Response(status=416, headers=headers)
+    if spans is not None and request.headers.get("If-Range") not in (None, etag):
+        spans = None  # the client's copy is of another entity: send it whole
+    if spans is None:
+        return await _stream(request, headers, 200, size, backend, t.cid, [(0, size)])
+    if len(spans) == 1:
+        a, b = spans[0]
+        headers["Content-Range"] = f"bytes {a}-{b - 1}/{size}"
+        return await _stream(request, headers, 206, b - a, backend, t.cid, spans)
+    return await _multipart(request, headers, size, backend, t.cid, spans)
+
+
+async def _stream(request: web.Request, headers: dict[str, str], status: int, length: int,
+                  backend: Backend, cid: CID, spans: list[tuple[int, int]]) -> web.StreamResponse:
+    resp = web.StreamResponse(status=status, headers=headers)
+    resp.content_length = length
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    for a, b in spans:
+        async for chunk in aiter_blocking(ex.read(backend.get, cid, a, b - a)):
+            await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+async def _multipart(request: web.Request, headers: dict[str, str], size: int, backend: Backend, cid: CID,
+                     spans: list[tuple[int, int]]) -> web.StreamResponse:
+    boundary = secrets.token_hex(12)
+    ctype = headers.pop("Content-Type")
+    parts = [(f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: bytes {a}-{b - 1}/{size}"
+              "\r\n\r\n").encode() for a, b in spans]
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = sum(len(p) for p in parts) + sum(b - a for a, b in spans) + len(tail)
+    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
+    resp = web.StreamResponse(status=206, headers=headers)
+    resp.content_length = length
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    for part, (a, b) in zip(parts, spans, strict=True):
+        await resp.write(part)
+        async for chunk in aiter_blocking(ex.read(backend.get, cid, a, b - a)):
+            await resp.write(chunk)
+    await resp.write(tail)
+    await resp.write_eof()
+    return resp
+
+
+async def _directory(request: web.Request, backend: Backend, cfg: GatewayConfig, t: Target,
+                     node: ex.Node) -> web.StreamResponse:
+    if not request.path.endswith("/"):
+        loc = quote(request.path, safe="/%:@!$&'()*+,;=") + "/"
+        if request.query_string:
+            loc += "?" + request.query_string
+        raise web.HTTPMovedPermanently(loc, headers=ipfs_headers(t, request.path))
+    index = await run_blocking(lambda: ex.lookup(backend.get, node, "index.html"))
+    if index is not None:
+        inode = await run_blocking(lambda: ex.stat(backend.get, index))
+        if not inode.is_dir:
+            sub = Target(t.namespace, t.head, [*t.segments, "index.html"], index, [*t.roots, index],
+                         t.cache_control, t.last_modified)
+            return await serve_file(request, backend, sub, inode, "index.html")
+    etag = f'"DirIndex-1_CID-{t.cid}"'
+    headers = {**ipfs_headers(t, request.path), "ETag": etag, "Content-Type": "text/html; charset=utf-8"}
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        return web.Response(status=304, headers=headers)
+    resp = web.StreamResponse(status=200, headers=headers)
+    await resp.prepare(request)
+    if request.method == "HEAD":
+        return resp
+    batch: list[str] = []
+    async for row in aiter_blocking(_listing(backend, t, node, request.path)):
+        batch.append(row.decode())
+        if len(batch) >= cfg.listing_chunk:
+            await resp.write("".join(batch).encode())
+            batch = []
+    if batch:
+        await resp.write("".join(batch).encode())
+    await resp.write_eof()
+    return resp
+
+
+def _listing(backend: Backend, t: Target, node: ex.Node, path: str) -> Iterator[bytes]:
+    title = html.escape(path)
+    yield (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>"
+           "<style>body{font-family:sans-serif}td{padding:0 1em}td.s{text-align:right}</style></head>"
+           f"<body><h1>Index of {title}</h1><p><code>{t.cid}</code></p><table>\n").encode()
+    if t.segments:
+        yield b'<tr><td><a href="../">..</a></td><td></td><td></td></tr>\n'
+    for e in ex.list_dir(backend.get, t.cid, node):
+        name = html.escape(e.name)
+        href = quote(e.name, safe="")
+        yield (f'<tr><td><a href="{href}">{name}</a></td><td class="s">{e.tsize}</td>'
+               f'<td><a href="/ipfs/{e.cid}"><code>{e.cid}</code></a></td></tr>\n').encode()
+    yield b"</table></body></html>\n"
