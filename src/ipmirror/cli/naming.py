@@ -84,6 +84,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = name.add_parser("dnslink", help="print the DNSLink TXT value for a name")
     p.add_argument("name", help="IPNS name or key name")
     p.set_defaults(func=name_dnslink)
+    p = name.add_parser("republish", help="re-sign local records that expire soon ('serve' does this hourly)")
+    p.add_argument("--within", default="24h", help="records expiring within this (default 24h)")
+    p.add_argument("-t", "--lifetime", default="48h", help="new lifetime (default 48h)")
+    p.set_defaults(func=name_republish)
 
 
 def _bool(p: argparse.ArgumentParser, name: str, default: bool, help: str, short: str | None = None) -> None:
@@ -255,6 +259,15 @@ def name_get(ctx: Ctx) -> int:
         raw = names.get_record(ctx.args.name)
     sys.stdout.buffer.write(raw)
     sys.stdout.buffer.flush()
+    return 0
+
+
+def name_republish(ctx: Ctx) -> int:
+    a = ctx.args
+    with _naming(ctx) as names:
+        done = names.republish(within_ns=parse_duration(a.within), lifetime_ns=parse_duration(a.lifetime))
+    for p in done:
+        ctx.print(f"Republished {p.name}: {p.value} (sequence {p.sequence}, valid until {p.validity})")
     return 0
 
 
