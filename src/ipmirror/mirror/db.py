@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -73,8 +73,24 @@ def unpack_head(raw: bytes) -> tuple[bytes, int, int, int, int, int, int, int, i
 REC_HEAD = _REC.size
 
 
+class _Json:
+    """JSON (de)serialisation of a dataclass; unknown keys are ignored (newer versions' fields)."""
+
+    def to_json(self) -> bytes:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls: type[J], raw: bytes) -> J:
+        d = json.loads(raw)
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+J = TypeVar("J", bound=_Json)
+
+
 @dataclass
-class Mirror:
+class Mirror(_Json):
     name: str
     id: int
     dir: str
@@ -87,20 +103,10 @@ class Mirror:
     created: float = 0.0
     gen: int = 0  # last sync started
     completed_gen: int = 0  # last sync completed
-    metadata_last: list[str] = field(default_factory=list)
-
-    def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Mirror:
-        d = json.loads(raw)
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 @dataclass
-class Version:
+class Version(_Json):
     number: int
     time: float
     root: str
@@ -115,15 +121,6 @@ class Version:
     pinned: bool = True
     read_files: int = 0  # files this sync actually read (new, changed, or racily clean)
     read_bytes: int = 0
-
-    def to_json(self) -> bytes:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Version:
-        d = json.loads(raw)
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def _mid(mid: int) -> bytes:

@@ -104,16 +104,21 @@ class LmdbSession:
         if self._on_commit is not None:
             self._on_commit()
 
-    def put(self, cid: CID, data: bytes | memoryview) -> bool:
-        if cid.is_identity:
-            return False
-        mh = cid.multihash
+    def _stage(self, mh: bytes) -> Any:
+        """Open (or continue) the batch's transaction and stage ``mh`` under this session."""
         st = self._store
         txn = self._begin()
         txn.put(mh + self.sid, b"", db=st.db_stage_mh)
         txn.put(self.sid + mh, b"", db=st.db_stage_sid)
         self._staged_any = True
-        new = bool(txn.put(mh, data, db=st.db_blocks, overwrite=False))
+        return txn
+
+    def put(self, cid: CID, data: bytes | memoryview) -> bool:
+        if cid.is_identity:
+            return False
+        mh = cid.multihash
+        txn = self._stage(mh)
+        new = bool(txn.put(mh, data, db=self._store.db_blocks, overwrite=False))
         if new:
             n = len(data)
             self._in_txn += n
@@ -126,26 +131,20 @@ class LmdbSession:
     def put_ref(self, cid: CID, path: bytes, offset: int, length: int) -> bool:
         """Record a no-copy reference for a raw block (unless its bytes are stored already)."""
         mh = cid.multihash
-        st = self._store
-        txn = self._begin()
-        txn.put(mh + self.sid, b"", db=st.db_stage_mh)
-        txn.put(self.sid + mh, b"", db=st.db_stage_sid)
-        self._staged_any = True
-        if txn.get(mh, db=st.db_blocks) is not None:
+        txn = self._stage(mh)
+        if txn.get(mh, db=self._store.db_blocks) is not None:
             return False
-        txn.put(mh, pack_ref(path, offset, length), db=st.db_refs)
+        txn.put(mh, pack_ref(path, offset, length), db=self._store.db_refs)
         return True
 
     def has(self, cid: CID) -> bool:
         if cid.is_identity:
             return True
-        st = self._store
+        st, mh = self._store, cid.multihash
         txn = self._begin()
-        if txn.get(cid.multihash, db=st.db_blocks) is None and txn.get(cid.multihash, db=st.db_refs) is None:
+        if txn.get(mh, db=st.db_blocks) is None and txn.get(mh, db=st.db_refs) is None:
             return False
-        txn.put(cid.multihash + self.sid, b"", db=st.db_stage_mh)
-        txn.put(self.sid + cid.multihash, b"", db=st.db_stage_sid)
-        self._staged_any = True
+        self._stage(mh)  # found: now protected from GC until the session ends
         return True
 
     def pin(self, cid: CID, kind: PinKind = "recursive") -> None:
