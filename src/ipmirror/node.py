@@ -26,8 +26,18 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ipmirror.codec import ipns
 from ipmirror.codec.cid import CID
-from ipmirror.errors import Conflict, InvalidInput, IpmirrorError, NotFound, StoreError
+from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.errors import (
+    Conflict,
+    InvalidInput,
+    InvalidRecord,
+    IpmirrorError,
+    NotFound,
+    StoreError,
+    UnsupportedFormat,
+)
 from ipmirror.gateway.backend import Resolved
 from ipmirror.mirror.db import Mirror, MirrorDB
 from ipmirror.mirror.manager import Mirrors, check_name
@@ -156,7 +166,10 @@ class Repo:
 
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
-        return NodeBackend(self)
+        """The gateway's view of this node; makes the node key (``self``) on first use."""
+        backend = NodeBackend(self)
+        backend.peer_id()
+        return backend
 
     # -- naming -----------------------------------------------------------------------------------
     @property
@@ -191,7 +204,7 @@ def _read_config(p: Path) -> dict[str, object]:
 
 
 class NodeBackend:
-    """The gateway's view of the node (gateway.backend.Backend): blocks, names, records.
+    """The gateway's view of the node (gateway.backend.Backend): blocks, names, records, identity.
 
     Every name lookup reads the current record or version, so versions published by another
     process (a ``mirror sync`` from cron) are served at once.
@@ -199,6 +212,7 @@ class NodeBackend:
 
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
+        self._peer_id: PeerID | None = None
 
     def get(self, cid: CID) -> bytes:
         return self.repo.store.get(cid)
@@ -217,8 +231,32 @@ class NodeBackend:
         head, *rest = [p for p in path[len("/ipfs/"):].split("/") if p]
         return Resolved(CID.parse(head), rest, max(0, ttl_ns // 1_000_000_000), None)
 
-    def ipns_record(self, name: str) -> bytes:
-        return self.repo.names.get_record(name)
+    def ipns_name(self, name: str) -> PeerID:
+        with contextlib.suppress(InvalidInput, UnsupportedFormat):
+            return PeerID.parse(name)
+        keys = self.repo.keystore
+        with contextlib.suppress(NotFound, InvalidInput):
+            return keys.info(name).id
+        mirror = self.repo.mirror_db.get_mirror(name)
+        if mirror is not None:
+            return keys.info(mirror.key).id
+        raise InvalidInput(f"{name!r} is not an IPNS name (k51…), a local key or a mirror")
 
-    def put_ipns_record(self, name: str, raw: bytes) -> None:
-        self.repo.names.put_record(raw, name)
+    def ipns_record(self, name: PeerID) -> bytes:
+        try:
+            return self.repo.names.record(name).raw
+        except InvalidRecord as e:  # expired (or damaged): nothing a client could use
+            raise NotFound(f"no valid record for {name}: {e}", name) from None
+
+    def put_ipns_record(self, name: PeerID, raw: bytes) -> None:
+        names = self.repo.names
+        with contextlib.suppress(NotFound):
+            if names.get_record(name) == raw:
+                ipns.validate(raw, name, names.clock())  # the same record, if still valid: a no-op
+                return
+        names.put_record(raw, name)
+
+    def peer_id(self) -> PeerID:
+        if self._peer_id is None:
+            self._peer_id = self.repo.keystore.identity().id
+        return self._peer_id

@@ -8,8 +8,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 import sys
 import time
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
@@ -28,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("serve", help="serve the store over HTTP (path + trustless gateway)")
     p.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
                    help="address to bind (default 127.0.0.1:8080; port 0 picks a free one)")
+    p.add_argument("--port-file", metavar="PATH",
+                   help="once listening, write the bound port to PATH (for scripts and tests using port 0)")
     p.add_argument("--public-url", default="", help="the URL clients use, when behind a reverse proxy")
     p.add_argument("--json", action="store_true", help="access log as JSON lines")
     p.add_argument("--no-access-log", action="store_true")
@@ -64,6 +69,21 @@ async def _republisher(repo: Repo, every: float, within_ns: int, ctx: Ctx) -> No
         await asyncio.sleep(every)
 
 
+def _bind(host: str, port: int, port_file: str | None) -> socket.socket:
+    """A listening socket; with ``port_file``, its port is written there (atomically) once it is
+    listening, so a script that waits for the file can connect at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=128)
+    except OSError as e:
+        raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    if port_file:
+        tmp = Path(f"{port_file}.tmp")
+        tmp.write_text(f"{sock.getsockname()[1]}\n")
+        os.replace(tmp, port_file)
+    return sock
+
+
 def serve(ctx: Ctx) -> int:
     a = ctx.args
     host, port = _listen(a.listen)
@@ -83,7 +103,8 @@ def serve(ctx: Ctx) -> int:
         app.on_startup.append(start_bg)
         app.on_cleanup.append(stop_bg)
         access = None if a.no_access_log else logging.getLogger("ipmirror.access")
-        web.run_app(app, host=host, port=port, access_log=access,
+        sock = _bind(host, port, a.port_file)
+        web.run_app(app, sock=sock, access_log=access,
                     access_log_class=_JsonAccess if a.json else AccessLogger,
                     print=lambda msg: ctx.warn(msg.strip()), shutdown_timeout=10, handle_signals=True)
     return 0

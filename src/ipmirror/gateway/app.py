@@ -1,12 +1,18 @@
-"""The aiohttp application: routes, error mapping, CORS.
+"""The aiohttp application: routes, format dispatch, error mapping, CORS.
 
 Usage::
 
     app = make_app(backend, GatewayConfig())
     web.run_app(app, host="127.0.0.1", port=8080)
 
+Routes: ``/ipfs/…`` and ``/ipns/…`` (one handler per response format: path.py for files and
+directories, trustless.py for raw blocks and CARs, tar.py, ipns_routes.py for signed records),
+and ``/routing/v1/…`` (routing.py).
+
 Error mapping (one JSON-free, one-line text body): bad CIDs and paths 400, unknown content and
-names 404, methods 405, everything unexpected 500 (logged with its traceback).
+names 404, methods 405, everything unexpected 500 (logged with its traceback). An error after a
+response has started streaming cannot change its status: it is logged in one line and the
+connection is closed before the final chunk, so the client sees a truncated body.
 """
 
 from __future__ import annotations
@@ -16,14 +22,27 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound, PathNotFound, UnsupportedFormat
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import GatewayConfig, resolve_target, run_blocking, split_request_path
+from ipmirror.gateway.common import (
+    GatewayConfig,
+    Negotiated,
+    negotiate,
+    resolve_target,
+    run_blocking,
+    split_request_path,
+)
+from ipmirror.gateway.ipns_routes import serve_ipns_record
 from ipmirror.gateway.path import serve_unixfs
+from ipmirror.gateway.routing import add_routes, preflight, url_multiaddr
+from ipmirror.gateway.tar import serve_tar
+from ipmirror.gateway.trustless import CODEC_FORMATS, PathRecorder, serve_block, serve_car
 
 log = logging.getLogger("ipmirror.gateway")
 BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config", GatewayConfig)
+STARTED: web.RequestKey[bool] = web.RequestKey("response-started", bool)  # its headers went out
 
 CORS = {
     "Access-Control-Allow-Origin": "*",
@@ -32,34 +51,52 @@ CORS = {
     "Access-Control-Expose-Headers": "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, "
                                      "X-Chunked-Output, X-Stream-Output",
 }
+_CODECS = {codec: name for name, codec in CODEC_FORMATS.items()}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _cut_short(request: web.Request, e: BaseException) -> web.StreamResponse:
+    """A failure while streaming: close the connection so the body stays visibly incomplete."""
+    log.warning("response to %s cut short: %s", request.path_qs, e)
+    if request.transport is not None:
+        request.transport.close()
+    return web.StreamResponse()  # its write fails on the closed transport; aiohttp expects that
 
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         resp = await handler(request)
-    except web.HTTPException as e:
-        e.headers.update(CORS)
-        raise
-    except (PathNotFound, NotFound) as e:
-        return web.Response(status=404, text=f"{e}\n", headers=CORS)
-    except UnsupportedFormat as e:
-        return web.Response(status=501 if "codec" in str(e) else 400, text=f"{e}\n", headers=CORS)
-    except Conflict as e:
-        return web.Response(status=409, text=f"{e}\n", headers=CORS)
-    except InvalidInput as e:
-        return web.Response(status=400, text=f"{e}\n", headers=CORS)
     except (ConnectionResetError, BrokenPipeError):
         raise
-    except Exception:
+    except Exception as e:
+        if request.get(STARTED):
+            return _cut_short(request, e)
+        if isinstance(e, web.HTTPException):
+            raise
+        if isinstance(e, (PathNotFound, NotFound)):
+            return web.Response(status=404, text=f"{e}\n")
+        if isinstance(e, UnsupportedFormat):
+            return web.Response(status=501 if "codec" in str(e) else 400, text=f"{e}\n")
+        if isinstance(e, Conflict):
+            return web.Response(status=409, text=f"{e}\n")
+        if isinstance(e, InvalidInput):
+            return web.Response(status=400, text=f"{e}\n")
         log.exception("internal error serving %s", request.path)
-        return web.Response(status=500, text="internal error\n", headers=CORS)
-    if not resp.prepared:
-        for k, v in CORS.items():
-            resp.headers.setdefault(k, v)
+        return web.Response(status=500, text="internal error\n")
     return resp
+
+
+async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every response gets (streamed ones too, prepared before the middleware sees them)."""
+    request[STARTED] = True
+    for k, v in CORS.items():
+        response.headers.setdefault(k, v)
+    if request.path.startswith(("/ipfs/", "/ipns/", "/routing/")):
+        vary = response.headers.get("Vary", "")
+        if "accept" not in vary.lower():
+            response.headers["Vary"] = f"{vary}, Accept" if vary else "Accept"
 
 
 async def content(request: web.Request) -> web.StreamResponse:
@@ -72,18 +109,42 @@ async def content(request: web.Request) -> web.StreamResponse:
     if not rest:
         raise web.HTTPBadRequest(text=f"missing CID or name after /{namespace}/\n")
     head, tail = rest[0], rest[1:]
+    fmt = negotiate(request.query, request.headers.getall("Accept", []))
+    if fmt.format == "ipns-record":
+        return await serve_ipns_record(request, backend, namespace, head, tail, fmt)
+    if namespace == "ipfs" and "only-if-cached" in request.headers.get("Cache-Control", "").lower():
+        root = CID.parse(head)
+        if not await run_blocking(lambda: backend.has(root)):
+            raise web.HTTPPreconditionFailed()
+    if fmt.format == "car":
+        rec = PathRecorder(backend.get)
+        target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail, rec))
+        return await serve_car(request, backend, target, rec.blocks, fmt)
     target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail))
+    if fmt.format == "tar":
+        return await serve_tar(request, backend, target, fmt)
+    if fmt.format:
+        return await serve_block(request, backend, target, fmt)
+    if target.cid.codec in _CODECS:  # JSON/CBOR data: the block, typed by its codec (path-gateway.md)
+        return await serve_block(request, backend, target, Negotiated(_CODECS[target.cid.codec]))
     return await serve_unixfs(request, backend, cfg, target)
 
 
 async def options(request: web.Request) -> web.StreamResponse:
-    return web.Response(status=200, headers=CORS)
+    if request.path.startswith("/routing/"):
+        return preflight()
+    return web.Response(status=200)
 
 
 def make_app(backend: Backend, cfg: GatewayConfig | None = None) -> web.Application:
+    cfg = cfg or GatewayConfig()
+    if cfg.public_url:
+        url_multiaddr(cfg.public_url)  # a bad --public-url fails here, not in every routing answer
     app = web.Application(middlewares=[errors], client_max_size=64 << 10)
     app[BACKEND] = backend
-    app[CONFIG] = cfg or GatewayConfig()
+    app[CONFIG] = cfg
+    app.on_response_prepare.append(_on_prepare)
     app.router.add_route("OPTIONS", "/{tail:.*}", options)
     app.router.add_route("*", r"/{ns:ipfs|ipns}/{rest:.*}", content)
+    add_routes(app, BACKEND, CONFIG)
     return app

@@ -4,8 +4,8 @@ Usage::
 
     app = make_app(backend, GatewayConfig(...))
 
-Block reads may block (LMDB page faults, no-copy file reads): handlers call them through
-``run_blocking`` for large reads so the event loop keeps serving other clients.
+Every method may block (LMDB page faults, no-copy file reads, record files): handlers call them
+through ``run_blocking`` so the event loop keeps serving other clients.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipmirror.codec.cid import CID
+from ipmirror.codec.libp2p_key import PeerID
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,7 @@ class Resolved:
 
 class Backend(Protocol):
     def get(self, cid: CID) -> bytes:
-        """A block, or raise BlockNotFound."""
+        """A block (an identity CID's inlined bytes), or raise BlockNotFound."""
         ...
 
     def has(self, cid: CID) -> bool: ...
@@ -37,10 +38,20 @@ class Backend(Protocol):
         """An IPNS name (k51…), local key name or mirror name; NotFound if unknown."""
         ...
 
-    def ipns_record(self, name: str) -> bytes:
-        """The signed record bytes we hold for a k51… name; NotFound otherwise."""
+    def ipns_name(self, name: str) -> PeerID:
+        """The IPNS name of ``name``: an IPNS name in any text form, a local key or a mirror (its
+        key); InvalidInput for anything else (DNS names, unknown local names)."""
         ...
 
-    def put_ipns_record(self, name: str, raw: bytes) -> None:
-        """Store a record if valid for ``name`` and newer; raise InvalidRecord/Conflict otherwise."""
+    def ipns_record(self, name: PeerID) -> bytes:
+        """The signed record we hold for ``name``, if it is valid now; NotFound otherwise."""
+        ...
+
+    def put_ipns_record(self, name: PeerID, raw: bytes) -> None:
+        """Store a record if it is valid for ``name`` and newer than ours (the very record we hold
+        is accepted again, as a no-op); raise InvalidRecord or Conflict (older) otherwise."""
+        ...
+
+    def peer_id(self) -> PeerID:
+        """This node's peer ID (its ``self`` key), for delegated routing answers."""
         ...

@@ -1,22 +1,31 @@
-"""Request plumbing shared by the gateway handlers: content paths, headers, streaming.
+"""Request plumbing shared by the gateway handlers: content paths, formats, headers, streaming.
 
 A request for ``/ipfs/{cid}/{path}`` or ``/ipns/{name}/{path}`` becomes a :class:`Target`: the
 resolved CID, the roots along the path (for ``X-Ipfs-Roots``), and the caching policy of its
-namespace (immutable for /ipfs, the record's TTL for /ipns).
+namespace (immutable for /ipfs, the record's TTL for /ipns). :func:`negotiate` turns ``?format=``
+and ``Accept`` into the response format (path-gateway.md, trustless-gateway.md):
+
+- ``?format=`` wins over ``Accept``; an unknown ``?format=`` value or a bad ``car-*`` parameter
+  is 400. ``Accept`` is read by quality, our formats before generic types of equal quality;
+  generic types (``text/html``, ``*/*``, ``application/json``…) mean the deserialized response.
+  An ``Accept`` that names only IPFS/IPLD types or variants we cannot produce is 406.
+- Paths may cross DAG-CBOR blocks (IPLD pathing through map keys and list indexes up to a link);
+  a path that ends inside a block is 501, as the spec asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
-from urllib.parse import quote
+from typing import Final, TypeVar
+from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
-from ipmirror.codec.cid import CID
+from ipmirror.codec import dagcbor
+from ipmirror.codec.cid import CID, DAG_CBOR
 from ipmirror.errors import InvalidInput, PathNotFound
 from ipmirror.gateway.backend import Backend
 from ipmirror.unixfs import exporter as ex
@@ -25,6 +34,18 @@ IMMUTABLE = "public, max-age=29030400, immutable"
 MAX_PATH = 4096
 MAX_SEGMENT = 1024
 T = TypeVar("T")
+Getter = Callable[[CID], bytes]
+
+RAW_TYPE: Final = "application/vnd.ipld.raw"
+CAR_TYPE: Final = "application/vnd.ipld.car"
+TAR_TYPE: Final = "application/x-tar"
+IPNS_RECORD_TYPE: Final = "application/vnd.ipfs.ipns-record"
+FORMATS: Final = {"raw": RAW_TYPE, "car": CAR_TYPE, "tar": TAR_TYPE, "ipns-record": IPNS_RECORD_TYPE,
+                  "dag-json": "application/vnd.ipld.dag-json", "dag-cbor": "application/vnd.ipld.dag-cbor",
+                  "json": "application/json", "cbor": "application/cbor"}
+# media types that select a format through Accept; application/json and application/cbor do not
+# (package managers send them for plain files), only ?format=json|cbor does
+_ACCEPTED: Final = {t: f for f, t in FORMATS.items() if f not in ("json", "cbor")}
 
 
 @dataclass
@@ -32,13 +53,14 @@ class GatewayConfig:
     public_url: str = ""  # how clients reach us (behind a reverse proxy), for routing answers
     token: str = ""  # required (Bearer) for endpoints that change state, except IPNS record PUT
     listing_chunk: int = 512  # directory listing rows per write
-    peer_id: str = ""  # this node's ID for delegated routing answers
 
 
 @dataclass
 class Target:
     """What a request path resolved to. ``segments`` are the request's own components below the
-    root (or below the name, for /ipns/); ``roots`` the CID of every step from the root."""
+    root (or below the name, for /ipns/); ``roots`` the CID of every step from the root;
+    ``steps`` every component walked below ``roots[0]`` (for /ipns/: the name's path, then
+    ``segments``), so ``/ipfs/{roots[0]}/{steps…}`` is the immutable path."""
 
     namespace: str  # "ipfs" | "ipns"
     head: str  # the CID or the name, as requested
@@ -47,10 +69,15 @@ class Target:
     roots: list[CID] = field(default_factory=list)
     cache_control: str = IMMUTABLE
     last_modified: float | None = None
+    steps: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> CID:
         return self.roots[0]
+
+    @property
+    def immutable_path(self) -> str:
+        return "/".join(["/ipfs", str(self.root), *self.steps])
 
 
 def split_request_path(raw: str) -> list[str]:
@@ -71,31 +98,67 @@ async def run_blocking(fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(None, fn)
 
 
-def walk_path(backend: Backend, root: CID, segments: list[str]) -> tuple[CID, list[CID]]:
-    """Resolve ``segments`` below ``root``; returns the target and the CID of every step."""
+def _ipld_step(value: object, seg: str) -> object:
+    if isinstance(value, dict) and seg in value:
+        return value[seg]
+    if isinstance(value, list) and seg.isdigit() and int(seg) < len(value):
+        return value[int(seg)]
+    raise PathNotFound(f"no field {seg!r}")
+
+
+def walk_path(get: Getter, root: CID, segments: list[str]) -> tuple[CID, list[CID]]:
+    """Resolve ``segments`` below ``root``; returns the target and the CID of every step.
+
+    Every block is read through ``get``, in path order, so a recording getter learns the blocks
+    that prove the path (the CAR handler does this)."""
     roots = [root]
     cid = root
-    for i, seg in enumerate(segments):
-        node = ex.stat(backend.get, cid)
+    i = 0
+    while i < len(segments):
+        if cid.codec == DAG_CBOR:
+            value: object = dagcbor.decode(get(cid))
+            while True:
+                try:
+                    value = _ipld_step(value, segments[i])
+                except PathNotFound:
+                    raise PathNotFound(f"no field {segments[i]!r} in {cid} (at "
+                                       f"/ipfs/{root}/{'/'.join(segments[:i + 1])})") from None
+                i += 1
+                if isinstance(value, CID) or i == len(segments):
+                    break
+                roots.append(cid)  # a step inside the same block
+            if not isinstance(value, CID):
+                raise web.HTTPNotImplemented(text=f"/ipfs/{root}/{'/'.join(segments)} ends inside the "
+                                                  f"DAG-CBOR block {cid}, not at a link; pathing into "
+                                                  "IPLD data is not supported\n")
+            cid = value
+            roots.append(cid)
+            continue
+        seg = segments[i]
+        node = ex.stat(get, cid)
         if not node.is_dir:
             raise PathNotFound(f"{'/'.join(segments[:i]) or root} is not a directory")
-        child = ex.lookup(backend.get, node, seg)
+        child = ex.lookup(get, node, seg)
         if child is None:
             raise PathNotFound(f"no link named {seg!r} under /ipfs/{root}/{'/'.join(segments[:i])}")
         cid = child
         roots.append(cid)
+        i += 1
     return cid, roots
 
 
-def resolve_target(backend: Backend, namespace: str, head: str, rest: list[str]) -> Target:
-    """Resolve ``/{namespace}/{head}/{rest…}`` (blocking: reads blocks)."""
+def resolve_target(backend: Backend, namespace: str, head: str, rest: list[str],
+                   get: Getter | None = None) -> Target:
+    """Resolve ``/{namespace}/{head}/{rest…}`` (blocking: reads blocks, through ``get`` if given)."""
+    read = get or backend.get
     if namespace == "ipfs":
         root = CID.parse(head)
-        cid, roots = walk_path(backend, root, rest)
-        return Target("ipfs", head, rest, cid, roots)
+        cid, roots = walk_path(read, root, rest)
+        return Target("ipfs", head, rest, cid, roots, steps=rest)
     res = backend.resolve_name(head)  # one lookup per request: a new version is seen at once
-    cid, roots = walk_path(backend, res.root, res.path + rest)
-    return Target("ipns", head, rest, cid, roots, f"public, max-age={res.ttl_s}", res.modified)
+    steps = res.path + rest
+    cid, roots = walk_path(read, res.root, steps)
+    return Target("ipns", head, rest, cid, roots, f"public, max-age={res.ttl_s}", res.modified, steps)
 
 
 def ipfs_headers(t: Target, request_path: str) -> dict[str, str]:
@@ -112,13 +175,15 @@ def etag_matches(header: str | None, etag: str) -> bool:
     if header.strip() == "*":
         return True
     tags = [x.strip() for x in header.split(",")]
-    return etag in tags or ("W/" + etag) in tags
+    return etag in tags or ("W/" + etag) in tags or etag.removeprefix("W/") in tags
 
 
 def content_disposition(filename: str, attachment: bool) -> str:
+    """``inline|attachment; filename="…"; filename*=UTF-8''…``: the ASCII form has every other
+    character (and ``"``, ``\\``, controls) replaced by ``_``, one for one (path-gateway.md)."""
     kind = "attachment" if attachment else "inline"
-    ascii_name = filename.encode("ascii", "replace").decode().replace('"', "_").replace("\\", "_")
-    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
+    ascii_name = "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in filename)
+    return f"{kind}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
 async def aiter_blocking(gen: Iterator[bytes]) -> AsyncIterator[bytes]:
@@ -138,3 +203,154 @@ async def aiter_blocking(gen: Iterator[bytes]) -> AsyncIterator[bytes]:
 async def write_all(resp: web.StreamResponse, chunks: AsyncIterator[bytes]) -> None:
     async for c in chunks:
         await resp.write(c)
+
+
+def batched(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """Join small chunks into pieces of at least ``size`` bytes (fewer thread hops and writes).
+    When ``chunks`` fails, what it gave before still comes out first."""
+    buf: list[bytes] = []
+    n = 0
+    try:
+        for c in chunks:
+            buf.append(c)
+            n += len(c)
+            if n >= size:
+                yield b"".join(buf)
+                buf, n = [], 0
+    except Exception:
+        if buf:
+            yield b"".join(buf)
+        raise
+    if buf:
+        yield b"".join(buf)
+
+
+# -- format negotiation ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class MediaRange:
+    type: str  # lower case, e.g. "application/vnd.ipld.car"
+    params: Mapping[str, str]  # lower-case names, without q
+    q: float
+
+
+def parse_accept(headers: list[str]) -> list[MediaRange]:
+    """Media ranges of ``Accept`` headers, best first (stable for equal quality); q=0 dropped,
+    malformed entries skipped."""
+    out: list[MediaRange] = []
+    for header in headers:
+        for item in header.split(","):
+            mtype, *raw_params = (p.strip() for p in item.split(";"))
+            if "/" not in mtype:
+                continue
+            params: dict[str, str] = {}
+            q = 1.0
+            for p in raw_params:
+                k, eq, v = p.partition("=")
+                k, v = k.strip().lower(), v.strip().strip('"')
+                if not eq or not k:
+                    continue
+                if k == "q":
+                    try:
+                        q = min(max(float(v), 0.0), 1.0)
+                    except ValueError:
+                        q = 0.0
+                else:
+                    params[k] = v
+            if q > 0:
+                out.append(MediaRange(mtype.lower(), params, q))
+    return sorted(out, key=lambda m: (-m.q, m.type not in _ACCEPTED))
+
+
+@dataclass(frozen=True, slots=True)
+class CarParams:
+    """The CAR variant we answer with: always CARv1 in depth-first order (``order=unk`` is
+    answered with ``dfs``, a valid choice for "any order"); ``dups`` as asked, default ``n``."""
+
+    dups: bool = False
+    given: Mapping[str, str] = field(default_factory=dict)  # as sent in Accept (for Content-Location)
+
+    @property
+    def content_type(self) -> str:
+        return f"{CAR_TYPE}; version=1; order=dfs; dups={'y' if self.dups else 'n'}"
+
+
+def car_params(accept: Mapping[str, str], query: Mapping[str, str]) -> CarParams:
+    """Merge CAR parameters of Accept and the URL (``car-version``, ``car-order``, ``car-dups``
+    win); InvalidInput for a variant we cannot produce."""
+    merged = {k: v.lower() for k, v in accept.items() if k in ("version", "order", "dups")}
+    for k in ("version", "order", "dups"):
+        if query.get(f"car-{k}"):
+            merged[k] = query[f"car-{k}"].lower()
+    if merged.get("version", "1") != "1":
+        raise InvalidInput(f"CAR version {merged['version']!r} is not supported: only version=1")
+    if merged.get("order", "dfs") not in ("dfs", "unk"):
+        raise InvalidInput(f"CAR order {merged['order']!r} is not supported: use dfs or unk")
+    if merged.get("dups", "n") not in ("y", "n"):
+        raise InvalidInput(f"CAR dups must be y or n, not {merged['dups']!r}")
+    given = {k: v for k, v in accept.items() if k in ("version", "order", "dups")}
+    return CarParams(merged.get("dups") == "y", given)
+
+
+@dataclass(frozen=True, slots=True)
+class Negotiated:
+    format: str  # "" (deserialized) or a key of FORMATS
+    car: CarParams = field(default_factory=CarParams)
+    from_accept: bool = False  # chosen by Accept alone: answer with a Content-Location
+
+    @property
+    def media_type(self) -> str:
+        return FORMATS.get(self.format, "")
+
+    def content_location(self, request: web.Request) -> dict[str, str]:
+        """``Content-Location`` with ``?format=`` (and the CAR parameters Accept gave), so caches
+        keep responses negotiated by Accept apart."""
+        if not self.from_accept:
+            return {}
+        q = dict(request.query)
+        q["format"] = self.format
+        if self.format == "car":
+            for k, v in self.car.given.items():
+                q.setdefault(f"car-{k}", v)
+        return {"Content-Location": f"{request.rel_url.raw_path}?{urlencode(q)}"}
+
+
+def negotiate(query: Mapping[str, str], accept: list[str]) -> Negotiated:
+    """The response format for ``?format=`` and Accept (see the module notes). Raises
+    HTTPBadRequest (bad URL parameters) or HTTPNotAcceptable (nothing in Accept we can make)."""
+    ranges = parse_accept(accept)
+    try:
+        car_params({}, query)  # bad car-* URL parameters are 400 whatever the format
+    except InvalidInput as e:
+        raise web.HTTPBadRequest(text=f"{e}\n") from None
+    fmt = query.get("format")
+    if fmt:
+        if fmt not in FORMATS:
+            raise web.HTTPBadRequest(text=f"unknown format {fmt!r} (known: {', '.join(FORMATS)})\n")
+        if fmt != "car":
+            return Negotiated(fmt)
+        for m in ranges:  # CAR parameters may come from Accept (IPIP-523)
+            if m.type == CAR_TYPE:
+                try:
+                    return Negotiated("car", car_params(m.params, query))
+                except InvalidInput:
+                    continue
+        return Negotiated("car", car_params({}, query))
+    skipped: list[str] = []
+    for m in ranges:
+        f = _ACCEPTED.get(m.type)
+        if f is None:
+            if m.type.startswith(("application/vnd.ipld.", "application/vnd.ipfs.")):
+                skipped.append(m.type)
+                continue
+            return Negotiated("")
+        if f == "car":
+            try:
+                return Negotiated("car", car_params(m.params, query), True)
+            except InvalidInput as e:
+                skipped.append(f"{m.type} ({e})")
+                continue
+        return Negotiated(f, from_accept=True)
+    if skipped:
+        raise web.HTTPNotAcceptable(text=f"cannot produce any of: {', '.join(skipped)}\n")
+    return Negotiated("")

@@ -150,8 +150,9 @@ async def _directory(request: web.Request, backend: Backend, cfg: GatewayConfig,
                      node: ex.Node) -> web.StreamResponse:
     if not request.path.endswith("/"):
         loc = quote(request.path, safe="/%:@!$&'()*+,;=") + "/"
-        if request.query_string:
-            loc += "?" + request.query_string
+        raw_query = request.raw_path.partition("?")[2]  # as sent: query_string is decoded
+        if raw_query:
+            loc += "?" + raw_query
         raise web.HTTPMovedPermanently(loc, headers=ipfs_headers(t, request.path))
     index = await run_blocking(lambda: ex.lookup(backend.get, node, "index.html"))
     if index is not None:

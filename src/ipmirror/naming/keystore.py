@@ -169,6 +169,22 @@ class Keystore:
             raise Conflict(f"a key named {name!r} exists already")
         return self._store(name, key)
 
+    def identity(self) -> KeyInfo:
+        """The node's own key, ``self``: created (Ed25519) on first use, by ``ipmirror serve``.
+
+        ``gen`` and ``import_`` refuse the name, so this is the only way the key comes to be; two
+        processes racing here end up with the same key (the file is linked into place, once)."""
+        with contextlib.suppress(NotFound):
+            return self.info(SELF)
+        key = PrivateKey.from_ed25519_seed(secrets.token_bytes(32))
+        try:
+            atomic_write(self._dir() / _file_name(SELF), key.to_bytes(), replace=False)
+        except Conflict:  # another process made it first
+            return self.info(SELF)
+        except OSError as e:
+            raise StoreError(f"cannot write the node key: {e.strerror}") from None
+        return KeyInfo(SELF, PeerID.from_public_key(key.public_key()), key.type)
+
     def get(self, name: str) -> PrivateKey:
         """The private key stored under ``name``."""
         try:
@@ -213,8 +229,8 @@ class Keystore:
                 if info.id == pid:
                     return info.name, self.get(info.name)
         if name_or_id == SELF:
-            raise NotFound("no key named 'self': ipmirror has no node identity key yet; "
-                           "use a key of your own (see 'ipmirror key gen')", name_or_id)
+            raise NotFound("no key named 'self': the node identity key is made by the first "
+                           "'ipmirror serve'; or use a key of your own (see 'ipmirror key gen')", name_or_id)
         raise NotFound(f"no key named {name_or_id!r}", name_or_id)
 
     def rm(self, name: str) -> PeerID | None:
