@@ -5,7 +5,6 @@ One repository and one server for the module (``gw``): a mirror ``site`` of a sm
 imported with tiny chunks and fan-out (a five-level DAG), a 6000-entry HAMT directory, and a mirror
 ``live`` that one test re-syncs while a download of it is in flight.
 
-Known bugs are marked ``xfail(strict=True)`` with the reason: they flip to failures once fixed.
 """
 
 from __future__ import annotations
@@ -36,10 +35,6 @@ KIB, MIB = 1 << 10, 1 << 20
 
 UNICODE_NAMES = ["héllo wörld.txt", "日本語.txt", "a b.txt", "100%.txt", "q?x.txt", "h#x.txt",
                  "%2e%2e", "plus+sign.txt", 'quote"d.txt', "semi;colon.txt", "tab\there.txt"]
-BUG_DOT_SEGMENT = ("bug (gateway/common.py split_request_path): a '.' segment is refused with 400; it "
-                   "means nothing and clients send it (apt asks a flat repository for /./Packages)")
-BUG_RANGE_OPEN_PAST_END = ("bug (gateway/ranges.py): an open range starting at or past the end "
-                           "('bytes=N-' with N >= size) is ignored (200) instead of 416")
 
 
 def data(seed: int, n: int) -> bytes:
@@ -234,8 +229,8 @@ def test_multiple_ranges_are_multipart_byteranges(gw: Gateway, which: str) -> No
     "bytes={size}-{size_plus}",
     "bytes={size_plus}-{size_plus2}",
     "bytes=-0",
-    pytest.param("bytes={size}-", marks=pytest.mark.xfail(strict=True, reason=BUG_RANGE_OPEN_PAST_END)),
-    pytest.param("bytes={size_plus}-", marks=pytest.mark.xfail(strict=True, reason=BUG_RANGE_OPEN_PAST_END)),
+    "bytes={size}-",
+    "bytes={size_plus}-",
 ])
 def test_unsatisfiable_range_is_416(gw: Gateway, spec: str) -> None:
     size = len(gw.files["big.bin"])
@@ -564,7 +559,6 @@ def test_path_traversal_is_refused(gw: Gateway, path: str, status: int) -> None:
     assert gw.files["hello.txt"] not in response
 
 
-@pytest.mark.xfail(strict=True, reason=BUG_DOT_SEGMENT)
 @pytest.mark.parametrize("path", ["/ipfs/{root}/docs/./a.txt", "/ipfs/{root}/./docs/a.txt",
                                   "/ipns/site/docs/%2e/a.txt"])
 def test_dot_segments_are_ignored(gw: Gateway, path: str) -> None:

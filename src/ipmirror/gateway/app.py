@@ -57,8 +57,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _cut_short(request: web.Request, e: BaseException) -> web.StreamResponse:
-    """A failure while streaming: close the connection so the body stays visibly incomplete."""
-    log.warning("response to %s cut short: %s", request.path_qs, e)
+    """A failure while streaming: close the connection so the body stays visibly incomplete.
+    A client that went away is routine (debug level): it must not flood the log."""
+    if isinstance(e, ConnectionError):
+        log.debug("client went away during %s", request.path_qs)
+    else:
+        log.warning("response to %s cut short: %s", request.path_qs, e)
     if request.transport is not None:
         request.transport.close()
     return web.StreamResponse()  # its write fails on the closed transport; aiohttp expects that
@@ -68,8 +72,6 @@ def _cut_short(request: web.Request, e: BaseException) -> web.StreamResponse:
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         resp = await handler(request)
-    except (ConnectionResetError, BrokenPipeError):
-        raise
     except Exception as e:
         if request.get(STARTED):
             return _cut_short(request, e)

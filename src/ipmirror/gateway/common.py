@@ -81,14 +81,15 @@ class Target:
 
 
 def split_request_path(raw: str) -> list[str]:
-    """Path segments below the root, decoded once; ``..``, ``.``, NUL and over-long input refused."""
+    """Path segments below the root, decoded once. Empty and ``.`` segments are dropped (apt asks
+    for ``/./Packages`` in flat repositories); ``..``, NUL and over-long input are refused."""
     if len(raw) > MAX_PATH:
         raise InvalidInput("path too long")
     out = []
     for seg in raw.split("/"):
-        if seg == "":
+        if seg in ("", "."):
             continue
-        if seg in (".", "..") or "\0" in seg or len(seg) > MAX_SEGMENT:
+        if seg == ".." or "\0" in seg or len(seg) > MAX_SEGMENT:
             raise InvalidInput(f"invalid path segment {seg[:40]!r}")
         out.append(seg)
     return out

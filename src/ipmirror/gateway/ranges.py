@@ -43,11 +43,11 @@ def parse_range(header: str | None, size: int) -> list[tuple[int, int]] | None:
                 if not first.isdigit() or (last and not last.isdigit()):
                     return None
                 a = int(first)
+                if a >= size:
+                    continue  # not satisfiable; 416 if no other range is
                 b = int(last) + 1 if last else size
                 if b <= a:
                     return None
-                if a >= size:
-                    continue
                 spans.append((a, min(b, size)))
         except ValueError:
             return None

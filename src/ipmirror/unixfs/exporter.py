@@ -71,7 +71,7 @@ def decode_node(cid: CID, block: bytes) -> Node:
     if data.type in (ufs.FILE, ufs.RAW):
         kind = "file"
         size = data.filesize if data.filesize is not None else len(data.data or b"")
-        if data.blocksizes and len(data.blocksizes) != len(node.links):
+        if len(data.blocksizes) != len(node.links):
             raise DecodeError(f"{cid}: {len(data.blocksizes)} blocksizes for {len(node.links)} links")
     elif data.type == ufs.SYMLINK:
         size = len(data.data or b"")
