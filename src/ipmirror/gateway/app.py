@@ -28,6 +28,7 @@ from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.common import (
     GatewayConfig,
     Negotiated,
+    NodeCache,
     negotiate,
     resolve_target,
     run_blocking,
@@ -42,6 +43,7 @@ from ipmirror.gateway.trustless import CODEC_FORMATS, PathRecorder, serve_block,
 log = logging.getLogger("ipmirror.gateway")
 BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config", GatewayConfig)
+NODES: web.AppKey[NodeCache] = web.AppKey("nodes", NodeCache)
 STARTED: web.RequestKey[bool] = web.RequestKey("response-started", bool)  # its headers went out
 
 CORS = {
@@ -122,7 +124,8 @@ async def content(request: web.Request) -> web.StreamResponse:
         rec = PathRecorder(backend.get)
         target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail, rec))
         return await serve_car(request, backend, target, rec.blocks, fmt)
-    target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail))
+    cache = request.app[NODES]
+    target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail, cache=cache))
     if fmt.format == "tar":
         return await serve_tar(request, backend, target, fmt)
     if fmt.format:
@@ -145,6 +148,7 @@ def make_app(backend: Backend, cfg: GatewayConfig | None = None) -> web.Applicat
     app = web.Application(middlewares=[errors], client_max_size=64 << 10)
     app[BACKEND] = backend
     app[CONFIG] = cfg
+    app[NODES] = NodeCache()
     app.on_response_prepare.append(_on_prepare)
     app.router.add_route("OPTIONS", "/{tail:.*}", options)
     app.router.add_route("*", r"/{ns:ipfs|ipns}/{rest:.*}", content)

@@ -146,8 +146,11 @@ def _list_hamt(get: Getter, node: Node) -> Iterator[DirEntry]:
             yield DirEntry(name[pad:], lk.hash, lk.tsize or 0)
 
 
-def lookup(get: Getter, node: Node, name: str) -> CID | None:
-    """The child ``name`` of a directory node, or None."""
+def lookup(get: Getter, node: Node, name: str,
+           stat_fn: Callable[[Getter, CID], Node] | None = None) -> CID | None:
+    """The child ``name`` of a directory node, or None. ``stat_fn`` (default :func:`stat`) reads
+    HAMT shards, so a caller may cache them."""
+    stat_fn = stat_fn or stat
     if node.kind == "directory":
         assert node.pb is not None
         for lk in node.pb.links:
@@ -177,7 +180,7 @@ def lookup(get: Getter, node: Node, name: str) -> CID | None:
                 return lk.hash
         if nxt is None:
             return None
-        cur = stat(get, nxt)
+        cur = stat_fn(get, nxt)
         depth += 1
 
 
