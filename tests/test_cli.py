@@ -235,3 +235,12 @@ def test_gc_compact_gives_space_back(cli: CLI, repo_path: Path, tmp_path: Path) 
     assert data.stat().st_blocks * 512 < used // 4
     assert cli("repo", "verify").rc == 0
     assert cli("add", "-Q", big).text.strip() == kept.text.strip()
+
+
+def test_every_boolean_flag_takes_kubo_values(cli: CLI, tree: Path) -> None:
+    """``--x=true|false`` works for every boolean flag, not only those of ``add``."""
+    cli("mirror", "add", "m", tree, "--nocopy=true", "--hidden=false")
+    assert json.loads(cli("mirror", "list", "--json").text)[0]["Nocopy"] is True
+    assert cli("block", "put", "--pin=false", input=b"x").text.startswith("bafk")
+    r = cli("mirror", "add", "m2", tree, "--nocopy=perhaps", check=False)
+    assert r.rc == 1 and "--nocopy takes true or false" in r.err

@@ -11,9 +11,6 @@ from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.unixfs.importer import Added, AddOptions, Importer
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, resolve
 
-BOOL_FLAGS = {"--pin", "--raw-leaves", "--hidden", "--only-hash", "--trickle", "--inline",
-              "--preserve-mode", "--preserve-mtime", "--wrap-with-directory", "--progress"}
-
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("add", help="add files and directories to the store and print their CIDs",

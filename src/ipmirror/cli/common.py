@@ -38,11 +38,27 @@ class Ctx:
         print(f"ipmirror: warning: {msg}", file=self.err)
 
 
-def add_bool(p: argparse.ArgumentParser, name: str, default: bool | None, help: str) -> None:
-    """A Kubo-style boolean flag: ``--name``, ``--name=true|false``, and ``--no-name``."""
+def add_bool(p: argparse.ArgumentParser, name: str, default: bool | None, help: str,
+             short: str | None = None) -> None:
+    """A Kubo-style boolean flag: ``--name``, ``--no-name``, and ``--name=true|false`` (rewritten
+    to one of the first two by :func:`normalize_bools`, for every flag made here)."""
     dest = name.lstrip("-").replace("-", "_")
-    p.add_argument(name, dest=dest, action="store_true", default=default, help=help)
+    p.add_argument(*([short] if short else []), name, dest=dest, action="store_true", default=default,
+                   help=help)
     p.add_argument("--no-" + name.lstrip("-"), dest=dest, action="store_false", help=argparse.SUPPRESS)
+
+
+def bool_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every ``--name`` that has a ``--no-name`` twin, in the parser and all its subcommands."""
+    names: set[str] = set()
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                names |= bool_flags(sub)
+        for opt in action.option_strings:
+            if opt.startswith("--no-"):
+                names.add("--" + opt[len("--no-"):])
+    return names
 
 
 def normalize_bools(argv: list[str], names: set[str]) -> list[str]:

@@ -13,10 +13,8 @@ from collections.abc import Sequence
 
 from ipmirror import __version__
 from ipmirror.cli import add, admin, mirror, naming, read, serve
-from ipmirror.cli.common import Ctx, normalize_bools, tune_malloc
+from ipmirror.cli.common import Ctx, bool_flags, normalize_bools, tune_malloc
 from ipmirror.errors import IpmirrorError
-
-BOOL_FLAGS = add.BOOL_FLAGS | {"--pin-roots", "--recursive"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in args_in
     tune_malloc()
     try:
-        args = build_parser().parse_args(normalize_bools(args_in, BOOL_FLAGS))
+        parser = build_parser()
+        args = parser.parse_args(normalize_bools(args_in, bool_flags(parser)))
         rc: int = args.func(Ctx(args))
         return rc
     except BrokenPipeError:

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("name")
     p.add_argument("file", help="key file ('-' for stdin)")
     p.add_argument("--format", choices=FORMATS, default=FORMATS[0])
-    _bool(p, "--allow-any-key-type", False, "also import secp256k1 and ECDSA keys")
+    add_bool(p, "--allow-any-key-type", False, "also import secp256k1 and ECDSA keys")
     p.set_defaults(func=key_import)
 
     name = sub.add_parser("name", help="publish and resolve IPNS names").add_subparsers(dest="sub",
@@ -61,9 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("-k", "--key", default="self", help="key name or its IPNS name (default self)")
     p.add_argument("-t", "--lifetime", default="48h", help="how long the record is valid (default 48h)")
     p.add_argument("--ttl", default="5m", help="how long resolvers may cache it (default 5m)")
-    _bool(p, "--allow-offline", False, "accepted for Kubo compatibility; publishing is always local")
-    _bool(p, "--v1compat", True, "also write the legacy V1 fields and signature (default true)")
-    _bool(p, "--quieter", False, "print only the IPNS name", short="-Q")
+    add_bool(p, "--allow-offline", False, "accepted for Kubo compatibility; publishing is always local")
+    add_bool(p, "--v1compat", True, "also write the legacy V1 fields and signature (default true)")
+    add_bool(p, "--quieter", False, "print only the IPNS name", short="-Q")
     p.set_defaults(func=name_publish)
     p = name.add_parser("resolve", help="print the path an IPNS name points at (verified)")
     p.add_argument("name", nargs="?", default="self", help="IPNS name, /ipns/ path or key name")
@@ -88,19 +88,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--within", default="24h", help="records expiring within this (default 24h)")
     p.add_argument("-t", "--lifetime", default="48h", help="new lifetime (default 48h)")
     p.set_defaults(func=name_republish)
-
-
-def _bool(p: argparse.ArgumentParser, name: str, default: bool, help: str, short: str | None = None) -> None:
-    """A Kubo boolean flag: ``--x``, ``--no-x`` and ``--x=true|false`` (the last spelled out as
-    hidden options: argparse matches a whole argument before splitting it at ``=``)."""
-    dest = name.lstrip("-").replace("-", "_")
-    p.add_argument(*([short] if short else []), name, dest=dest, action="store_true", default=default,
-                   help=help)
-    p.add_argument("--no-" + name.lstrip("-"), dest=dest, action="store_false", help=argparse.SUPPRESS)
-    p.add_argument(*(f"{name}={v}" for v in ("true", "1", "yes")), dest=dest, action="store_true",
-                   help=argparse.SUPPRESS)
-    p.add_argument(*(f"{name}={v}" for v in ("false", "0", "no")), dest=dest, action="store_false",
-                   help=argparse.SUPPRESS)
 
 
 # -- durations, as Go writes them ----------------------------------------------------------------
