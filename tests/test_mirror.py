@@ -142,6 +142,48 @@ def test_retention_unpins_old_versions(env: Env) -> None:
     assert env.store.pins() == []
 
 
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path) -> None:
+    """A sync that stops after its k-th event (records of finished directories committed, the
+    version not written) followed by a full sync gives the root of a full add, for every k: the
+    next sync never trusts a directory node that the interrupted one may have made stale."""
+    e = Env(tmp_path)
+    e.mirrors = Mirrors(e.db, e.store, batch_bytes=1)  # commit (and flush the index) at every block
+    rng = random.Random(7)
+    try:
+        for i in range(40):
+            write(e.dir / f"a{i % 2}" / f"b{i % 4}" / f"f{i}", rng.randbytes(100))
+        age(e.dir)
+        e.mirrors.sync("m")
+        stopped = 0
+        for k in range(1, 12):
+            for i in rng.sample(range(40), 3):
+                p = e.dir / f"a{i % 2}" / f"b{i % 4}" / f"f{i}"
+                write(p, rng.randbytes(100))
+                age(p)
+            seen = [0]
+
+            def stop_at(_ev: object, k: int = k, seen: list[int] = seen) -> None:
+                seen[0] += 1
+                if seen[0] == k:
+                    raise Stop
+
+            try:
+                e.mirrors.sync("m", on_event=stop_at)
+            except Stop:
+                stopped += 1
+            v = e.mirrors.sync("m")
+            assert v.root == e.full_add(), k
+            assert e.mirrors.sync("m").root == v.root
+        assert stopped >= 6
+        assert gc.verify(e.store).ok
+    finally:
+        e.close()
+
+
 # -- hypothesis: random mutation sequences ---------------------------------------------------
 
 NAMES = st.sampled_from(["a", "b", "c", ".h", "dir", "é", "x y"])

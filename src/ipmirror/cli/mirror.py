@@ -116,8 +116,8 @@ def _sync_once(ctx: Ctx, mirrors: Mirrors, checksum: bool) -> None:
     else:
         ctx.print(f"{a.name} version {v.number}: {v.root}")
         ctx.print(f"  {v.files} files, {v.size} bytes; +{v.added} added, ~{v.changed} changed, "
-                  f"-{v.removed} removed; read {v.read_files} files ({v.read_bytes} bytes); "
-                  f"{v.duration:.2f}s")
+                  f"-{v.removed} removed; read {v.read_files} files ({v.read_bytes} bytes), "
+                  f"wrote {v.put_blocks} blocks; {v.duration:.2f}s")
     ctx.out.flush()
 
 

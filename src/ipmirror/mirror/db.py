@@ -121,6 +121,7 @@ class Version(_Json):
     pinned: bool = True
     read_files: int = 0  # files this sync actually read (new, changed, or racily clean)
     read_bytes: int = 0
+    put_blocks: int = 0  # blocks this sync encoded and handed to the store (new or not)
 
 
 def _mid(mid: int) -> bytes:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ipmirror.codec.cid import CID
-from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
 from ipmirror.mirror.db import REC_HEAD, ROOT_DIR, Mirror, MirrorDB, Rec, Version, unpack_head
 from ipmirror.store.dag import walk
 from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
@@ -51,37 +51,73 @@ def split_rel(rel: str) -> tuple[bytes, bytes]:
 
 
 class _DirMemo:
-    __slots__ = ("memo", "prev")
+    __slots__ = ("_unsure", "memo", "prev")
 
     def __init__(self, memo: IndexMemo, prev: dict[bytes, bytes]) -> None:
         self.memo = memo
         self.prev = prev  # name -> packed Rec
+        self._unsure = False
 
-    def file(self, name: bytes, st: os.stat_result) -> Entry | None:
+    def file(self, name: bytes, st: os.stat_result) -> int:
         raw = self.prev.get(name)
         if raw is None or raw[0] != 0x66 or self.memo.checksum:  # b"f"
-            return None
-        _k, size, mtime, ino, ctime, _mode, tsize, scan, gen, dlen = unpack_head(raw)
+            return -1
+        _k, size, mtime, ino, ctime, _mode, _tsize, scan, gen, dlen = unpack_head(raw)
         if size != st.st_size or mtime != st.st_mtime_ns or ino != st.st_ino or ctime != st.st_ctime_ns:
-            return None
+            return -1
         if mtime >= scan - RACY_NS:
-            return None  # racily clean: read it again
-        cid = CID.trusted(raw[REC_HEAD + dlen:])
+            return -1  # racily clean: read it again
         m = self.memo
         if gen > m.completed_gen:  # written by a sync that did not complete: not pinned
+            cid = CID.trusted(raw[REC_HEAD + dlen:])
             if not m.present(cid):
-                return None
+                return -1
             m.unprotected.add(cid)
-        return Entry(cid, tsize, size)
+            self._unsure = True
+        return size
 
-    def directory(self, name: bytes, digest: bytes) -> Entry | None:
+    def entry(self, name: bytes) -> Entry:
+        raw = self.prev[name]
+        head = unpack_head(raw)
+        return Entry(CID.trusted(raw[REC_HEAD + head[9]:]), head[6], head[1])
+
+    def same(self, name: bytes, entry: Entry) -> bool:
+        raw = self.prev.get(name)
+        if raw is None:
+            return False
+        head = unpack_head(raw)
+        return head[8] <= self.memo.completed_gen and head[6] == entry.tsize \
+            and raw[REC_HEAD + head[9]:] == entry.cid.buffer
+
+    def unsure(self) -> bool:
+        return self._unsure
+
+    def count(self) -> int:
+        return len(self.prev)
+
+    def _complete_dir(self, name: bytes) -> Rec | None:
         raw = self.prev.get(name)
         if raw is None or raw[0] != 0x64:  # b"d"
             return None
         rec = Rec.unpack(raw)
-        if rec.digest != digest or rec.gen > self.memo.completed_gen:
+        return rec if rec.gen <= self.memo.completed_gen else None
+
+    def unchanged_dir(self, name: bytes) -> Entry | None:
+        rec = self._complete_dir(name)
+        return Entry(rec.cid, rec.tsize, 0) if rec is not None else None
+
+    def directory(self, name: bytes, digest: bytes) -> Entry | None:
+        rec = self._complete_dir(name)
+        if rec is None or rec.digest != digest:
             return None
         return Entry(rec.cid, rec.tsize, 0)
+
+    def previous(self, name: bytes) -> CID | None:
+        rec = self._complete_dir(name)
+        return rec.cid if rec is not None else None
+
+    def block(self, cid: CID) -> bytes | None:
+        return self.memo.get(cid)
 
     def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
         return [(n, r[0] == 0x64) for n, r in self.prev.items() if n not in present]
@@ -91,12 +127,13 @@ class IndexMemo:
     """The importer's TreeMemo over a mirror's index."""
 
     def __init__(self, db: MirrorDB, mirror: Mirror, checksum: bool,
-                 present: Callable[[CID], bool]) -> None:
+                 present: Callable[[CID], bool], get: Callable[[CID], bytes | None]) -> None:
         self.db = db
         self.mid = mirror.id
         self.completed_gen = mirror.completed_gen
         self.checksum = checksum
         self.present = present
+        self.get = get
         self.unprotected: set[CID] = set()  # reused from an incomplete sync: stage before pinning
 
     def begin_dir(self, rel: str) -> DirMemo:
@@ -143,7 +180,13 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     def present(cid: CID) -> bool:  # driver thread: read-only
         return all(d is not None for _c, d in walk(cid, store.get, missing_ok=True))
 
-    memo = IndexMemo(db, mirror, checksum, present)
+    def get(cid: CID) -> bytes | None:  # driver thread: read-only
+        try:
+            return store.get(cid)
+        except BlockNotFound:
+            return None
+
+    memo = IndexMemo(db, mirror, checksum, present, get)
     with store.session(batch_bytes=batch_bytes, on_commit=flush) as s:
         def on_added(ev: Added) -> None:  # writer thread
             _record(db, mirror, ev, gen, scan_ns, tally)
@@ -158,12 +201,13 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
         for cid in memo.unprotected:  # reused from a sync that never completed: not pinned yet
             _stage_dag(s, store, cid, str(cid))
         s.pin(root.cid)
+        puts = s.puts
     flush()
     versions = db.versions(mirror.id)
     v = Version(number=(versions[-1].number + 1) if versions else 1, time=now(), root=str(root.cid),
                 files=tally.files, size=tally.nbytes, added=tally.added, changed=tally.changed,
                 removed=tally.removed, duration=round(time.monotonic() - t0, 3), nocopy=mirror.nocopy,
-                read_files=tally.read_files, read_bytes=tally.read_bytes)
+                read_files=tally.read_files, read_bytes=tally.read_bytes, put_blocks=puts)
     db.put_version(mirror.id, v)
     mirror.completed_gen = gen
     db.put_mirror(mirror)

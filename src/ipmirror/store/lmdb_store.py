@@ -78,6 +78,7 @@ class LmdbSession:
         self._in_txn = 0
         self._delta = 0
         self._written = 0
+        self.puts = 0  # blocks handed to put, new or already present
         self._staged_any = False
         self._thread = threading.get_ident()
 
@@ -118,6 +119,7 @@ class LmdbSession:
             return False
         mh = cid.multihash
         txn = self._stage(mh)
+        self.puts += 1
         new = bool(txn.put(mh, data, db=self._store.db_blocks, overwrite=False))
         if new:
             n = len(data)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from ipmirror.codec import dagpb, varint
 from ipmirror.codec import unixfs_pb as pb
-from ipmirror.unixfs.hamt import build_hamt
+from ipmirror.unixfs.hamt import HamtUpdate, build_hamt, update_hamt
 from ipmirror.unixfs.nodes import BlockMaker, Entry, dir_mode, file_mode
 from ipmirror.unixfs.profile import Profile
 
@@ -35,11 +35,18 @@ def estimate(profile: Profile, children: Sequence[tuple[bytes, Entry]], data: by
 
 
 def build_directory(maker: BlockMaker, profile: Profile, children: Sequence[tuple[bytes, Entry]],
-                    mode: int | None = None, mtime: pb.MTime | None = None) -> Entry:
-    """``children`` as ``(name bytes, entry)``; names must be unique."""
+                    mode: int | None = None, mtime: pb.MTime | None = None,
+                    update: HamtUpdate | None = None) -> Entry:
+    """``children`` as ``(name bytes, entry)``; names must be unique. With ``update`` (the
+    directory's previous node and the names that changed since), a HAMT is rebuilt only along the
+    changed names' paths."""
     items = sorted(children, key=lambda c: c[0])
     data = dir_data(mode, mtime)
     if profile.shards(estimate(profile, items, data)):
+        if update is not None:
+            entry = update_hamt(maker, items, update, profile.hamt_fanout, dir_mode(mode), mtime)
+            if entry is not None:
+                return entry
         return build_hamt(maker, items, profile.hamt_fanout, dir_mode(mode), mtime)
     links = [dagpb.PBLink(e.cid, n.decode("utf-8", "surrogateescape"), e.tsize) for n, e in items]
     cid, size = maker.node(data, links)

@@ -3,6 +3,7 @@
 Usage::
 
     root = build_hamt(maker, entries, fanout=256, mode=None, mtime=None)
+    root = update_hamt(maker, entries, HamtUpdate(prev_root, get, changed_names), ...)  # or None
     for name, cid in iter_hamt(get, root_cid): ...      # reading, see unixfs/exporter.py
 
 Shape rules (what makes the CID):
@@ -14,16 +15,22 @@ Shape rules (what makes the CID):
   big-endian integer with leading zero bytes dropped, hashType 0x22 and the fanout.
 - The shape depends only on the set of names, so building from a sorted list in one pass is the
   same as boxo's insert-one-at-a-time: no quadratic work and no re-encoding per insert.
+- So a bucket none of whose names changed (added, removed or given a new entry) is identical to
+  the previous HAMT's bucket: ``update_hamt`` copies that link and descends only into buckets
+  with a changed name, rebuilding the shards along changed paths and nothing else.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import mmh3
 
 from ipmirror.codec import dagpb
 from ipmirror.codec import unixfs_pb as pb
+from ipmirror.codec.cid import CID
+from ipmirror.errors import DecodeError
 from ipmirror.unixfs.nodes import BlockMaker, Entry
 
 HASH_BITS = 64
@@ -79,6 +86,86 @@ def _node(maker: BlockMaker, items: list[tuple[int, bytes, Entry]], depth: int, 
             below += e.tsize
         else:
             child = _node(maker, group, depth + 1, bits, fanout, pad, None, None)
+            links.append(dagpb.PBLink(child.cid, prefix, child.tsize))
+            below += child.tsize
+    cid, n = maker.node(shard_data(sorted(buckets), fanout, mode, mtime), links)
+    return Entry(cid, n + below, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class HamtUpdate:
+    """The previous node of a directory, how to read blocks, and every name whose entry may differ
+    from the previous node's (new, removed or changed names; more is safe, fewer is not)."""
+
+    prev: CID
+    get: Callable[[CID], bytes | None]
+    changed: frozenset[bytes]
+
+
+def update_hamt(maker: BlockMaker, entries: Sequence[tuple[bytes, Entry]], up: HamtUpdate,
+                fanout: int = 256, mode: int | None = None, mtime: pb.MTime | None = None) -> Entry | None:
+    """The HAMT of ``entries``, reusing the unchanged buckets of ``up.prev``; None when the previous
+    node is not a HAMT of this fanout (build it whole instead). Blocks of the previous HAMT that are
+    missing or malformed are rebuilt from ``entries``."""
+    prev = _shard(up.get, up.prev, fanout)
+    if prev is None:
+        return None
+    bits = fanout.bit_length() - 1
+    pad = (fanout - 1).bit_length() + 3 >> 2
+    hashed = [(name_hash(n), n, e) for n, e in entries]
+    changed = [name_hash(n) for n in up.changed]
+    return _update(maker, up.get, hashed, changed, prev, 0, bits, fanout, pad, mode, mtime)
+
+
+def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int) -> dagpb.PBNode | None:
+    """The decoded HAMT shard at ``cid`` with this fanout, or None."""
+    block = get(cid)
+    if block is None:
+        return None
+    try:
+        node = dagpb.decode(block)
+        d = pb.UnixFSData.decode(node.data or b"")
+    except DecodeError:
+        return None
+    if d.type != pb.HAMT_SHARD or d.fanout != fanout or d.hash_type != pb.MURMUR3_X64_64:
+        return None
+    return node
+
+
+def _update(maker: BlockMaker, get: Callable[[CID], bytes | None], items: list[tuple[int, bytes, Entry]],
+            changed: list[int], prev: dagpb.PBNode, depth: int, bits: int, fanout: int, pad: int,
+            mode: int | None, mtime: pb.MTime | None) -> Entry:
+    dirty: dict[int, list[int]] = {}
+    for h in changed:
+        dirty.setdefault(bucket(h, depth, bits), []).append(h)
+    old: dict[int, dagpb.PBLink] = {}
+    for pl in prev.links:
+        prefix = (pl.name or "")[:pad]
+        if len(prefix) == pad and all(c in "0123456789ABCDEF" for c in prefix):
+            old[int(prefix, 16)] = pl  # (a malformed name: that bucket is rebuilt)
+    buckets: dict[int, list[tuple[int, bytes, Entry]]] = {}
+    for it in items:
+        buckets.setdefault(bucket(it[0], depth, bits), []).append(it)
+    links: list[dagpb.PBLink] = []
+    below = 0
+    for idx in sorted(buckets):
+        group = buckets[idx]
+        prefix = f"{idx:0{pad}X}"
+        link = old.get(idx)
+        if idx not in dirty and link is not None and link.tsize is not None:
+            links.append(link)  # nothing in this bucket changed: the same link
+            below += link.tsize
+        elif len(group) == 1:
+            _h, name, e = group[0]
+            links.append(dagpb.PBLink(e.cid, prefix + name.decode("utf-8", "surrogateescape"), e.tsize))
+            below += e.tsize
+        else:
+            sub = _shard(get, link.hash, fanout) if link is not None and link.name == prefix else None
+            if sub is None:
+                child = _node(maker, group, depth + 1, bits, fanout, pad, None, None)
+            else:
+                child = _update(maker, get, group, dirty.get(idx, []), sub, depth + 1, bits, fanout,
+                                pad, None, None)
             links.append(dagpb.PBLink(child.cid, prefix, child.tsize))
             below += child.tsize
     cid, n = maker.node(shard_data(sorted(buckets), fanout, mode, mtime), links)

@@ -45,6 +45,7 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import InvalidInput, IpmirrorError
 from ipmirror.unixfs.chunker import chunks
 from ipmirror.unixfs.directory import build_directory, symlink
+from ipmirror.unixfs.hamt import HamtUpdate
 from ipmirror.unixfs.layout import BalancedBuilder
 from ipmirror.unixfs.nodes import BlockMaker, Entry, RefSink, Sink
 from ipmirror.unixfs.profile import Profile
@@ -89,14 +90,48 @@ class Added:
 
 
 class DirMemo(Protocol):
-    """What an earlier scan knew about one directory's children."""
+    """What an earlier scan knew about one directory's children.
 
-    def file(self, name: bytes, st: os.stat_result) -> Entry | None:
-        """The entry of an unchanged file (None: read it)."""
+    The importer asks about each child as it walks; entries are only materialized (``entry``) when
+    the directory has to be rebuilt, so walking an unchanged directory creates no per-file objects.
+    """
+
+    def file(self, name: bytes, st: os.stat_result) -> int:
+        """The size of an unchanged file, whose entry ``entry(name)`` gives (-1: read it)."""
+        ...
+
+    def entry(self, name: bytes) -> Entry:
+        """The earlier entry of a child that ``file`` vouched for."""
+        ...
+
+    def same(self, name: bytes, entry: Entry) -> bool:
+        """Whether the earlier scan recorded exactly this entry (CID and size) for ``name``."""
+        ...
+
+    def unsure(self) -> bool:
+        """Whether a child was vouched for from a scan that never completed (so this directory's
+        earlier node may not contain it)."""
+        ...
+
+    def count(self) -> int:
+        """How many children the earlier scan recorded."""
+        ...
+
+    def unchanged_dir(self, name: bytes) -> Entry | None:
+        """The entry of subdirectory ``name`` from the last complete scan, for a subdirectory whose
+        children all turned out unchanged (None: build it)."""
         ...
 
     def directory(self, name: bytes, digest: bytes) -> Entry | None:
         """The entry of a subdirectory whose children digest is unchanged (None: build it)."""
+        ...
+
+    def previous(self, name: bytes) -> CID | None:
+        """The node subdirectory ``name`` had in the last complete scan (to update a HAMT from)."""
+        ...
+
+    def block(self, cid: CID) -> bytes | None:
+        """A stored block (None: missing)."""
         ...
 
     def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
@@ -273,7 +308,7 @@ class Importer:
             return self._symlink(maker, path, rel, st)
         if statmod.S_ISDIR(st.st_mode):
             top = self._memo.top() if self._memo is not None else None
-            entry, _digest = self._dir(maker, pool, inflight, path, rel, st, top, b"")
+            entry, _same = self._dir(maker, pool, inflight, path, rel, st, top, b"")
             return entry
         if statmod.S_ISREG(st.st_mode):
             entry, fst = self._file(maker, path, st)
@@ -293,7 +328,8 @@ class Importer:
 
     def _dir(self, maker: BlockMaker, pool: ThreadPoolExecutor, inflight: threading.BoundedSemaphore,
              path: str, rel: str, st: os.stat_result, parent: DirMemo | None,
-             name_in_parent: bytes) -> tuple[Entry, bytes]:
+             name_in_parent: bytes) -> tuple[Entry, bool]:
+        """Import a directory; returns its entry and whether it is unchanged from the memo's scan."""
         try:
             with os.scandir(os.fsencode(path)) as it:
                 items = sorted(it, key=lambda d: d.name)
@@ -301,6 +337,8 @@ class Importer:
             raise ImportError_(f"{path}: {e.strerror}") from None
         memo = self._memo.begin_dir(rel) if self._memo is not None else None
         children: list[tuple[bytes, Entry]] = []
+        reused: list[bytes] = []  # files the memo vouched for; entries made only if rebuilding
+        changed: list[bytes] = []  # names whose entry is (or may be) new
         files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
         subdirs: list[tuple[bytes, str, str, os.stat_result]] = []
         # This loop is the whole cost of a no-op mirror sync: keep per-entry work minimal.
@@ -309,7 +347,7 @@ class Importer:
         report_reused = self._report_reused
         abort = self._abort
         isreg, isdir, islnk = statmod.S_ISREG, statmod.S_ISDIR, statmod.S_ISLNK
-        reused_files = reused_bytes = 0
+        reused_bytes = 0
         for d in items:
             if abort.is_set():
                 raise _Abort
@@ -324,14 +362,13 @@ class Importer:
                 self._warn(f"{os.fsdecode(d.path)}: vanished during add, skipped")
                 continue
             fmt = dst.st_mode
-            if isreg(fmt) and memo is not None:
-                known = memo.file(name, dst)
-                if known is not None:
-                    children.append((name, known))
-                    reused_files += 1
-                    reused_bytes += known.size
+            if memo is not None and isreg(fmt):
+                size = memo.file(name, dst)
+                if size >= 0:
+                    reused.append(name)
+                    reused_bytes += size
                     if report_reused:
-                        self._emit(rel + "/" + os.fsdecode(name), known, "file", dst, reused=True)
+                        self._emit(rel + "/" + os.fsdecode(name), memo.entry(name), "file", dst, reused=True)
                     continue
             sub = os.fsdecode(d.path)
             subrel = rel + "/" + os.fsdecode(name)
@@ -343,31 +380,54 @@ class Importer:
             elif isdir(fmt):
                 subdirs.append((name, sub, subrel, dst))
             elif islnk(fmt):
-                children.append((name, self._symlink(maker, sub, subrel, dst)))
+                link = self._symlink(maker, sub, subrel, dst)
+                children.append((name, link))
+                if memo is None or not memo.same(name, link):
+                    changed.append(name)
             else:
                 self._warn(f"{sub}: special file skipped")
-        self.reused_files += reused_files
+        self.reused_files += len(reused)
         self.reused_bytes += reused_bytes
         for name, sub, subrel, dst in subdirs:
-            entry, _digest = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name)
+            entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name)
             children.append((name, entry))
+            if not same and (memo is None or not memo.same(name, entry)):
+                changed.append(name)
         for name, subrel, fut in files:
             entry, fst = fut.result()
             self._emit(subrel, entry, "file", fst)
             children.append((name, entry))
+            if memo is None or not memo.same(name, entry):
+                changed.append(name)
+        mode, mtime = _metadata(st, self.options)
+        if memo is not None and parent is not None and not changed and not memo.unsure() \
+                and len(children) + len(reused) == memo.count() and mode is None and mtime is None:
+            # every child is the one the last scan recorded: so is this directory's node
+            known = parent.unchanged_dir(name_in_parent)
+            if known is not None:
+                self._emit(rel, known, "directory", st, None, reused=True)
+                return known, True
+        if reused:
+            assert memo is not None
+            children.extend((n, memo.entry(n)) for n in reused)
+        prev: HamtUpdate | None = None
         if memo is not None:
             present = {n for n, _ in children}
             for gone, _was_dir in memo.removed(present):
                 self._emit(rel + "/" + os.fsdecode(gone), None, "removed")
-        mode, mtime = _metadata(st, self.options)
+                changed.append(gone)
+            if parent is not None and not memo.unsure():
+                prev_cid = parent.previous(name_in_parent)
+                if prev_cid is not None:
+                    prev = HamtUpdate(prev_cid, memo.block, frozenset(changed))
         digest = children_digest(children, mode, mtime)
         known_dir = parent.directory(name_in_parent, digest) if parent is not None else None
         if known_dir is not None:
             self._emit(rel, known_dir, "directory", st, digest, reused=True)
-            return known_dir, digest
-        entry = build_directory(maker, self.profile, children, mode, mtime)
+            return known_dir, True
+        entry = build_directory(maker, self.profile, children, mode, mtime, prev)
         self._emit(rel, entry, "directory", st, digest)
-        return entry, digest
+        return entry, False
 
     def _warn(self, msg: str) -> None:
         if self._on_warning is not None:

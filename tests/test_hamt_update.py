@@ -1,0 +1,168 @@
+"""Updating a HAMT along changed paths gives exactly the HAMT built from scratch, and writes only
+the shards on those paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ipmirror.codec import dagpb
+from ipmirror.codec.cid import CID
+from ipmirror.mirror.db import MirrorDB
+from ipmirror.mirror.manager import Mirrors
+from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.unixfs.hamt import HamtUpdate, build_hamt, update_hamt
+from ipmirror.unixfs.importer import AddOptions, Importer
+from ipmirror.unixfs.nodes import BlockMaker, Entry
+from ipmirror.unixfs.profile import PRESETS
+
+PROFILE = PRESETS["unixfs-v1-2025"]
+
+
+def leaf(name: bytes, version: int = 0) -> Entry:
+    maker = BlockMaker(PROFILE, lambda c, d: None)
+    return maker.raw_leaf(hashlib.sha256(name + b"%d" % version).digest())
+
+
+class Blocks(dict[CID, bytes]):
+    def put(self, cid: CID, data: bytes) -> None:
+        self[cid] = data
+
+
+def build(entries: dict[bytes, Entry], fanout: int, blocks: Blocks) -> Entry:
+    return build_hamt(BlockMaker(PROFILE, blocks.put), sorted(entries.items()), fanout)
+
+
+def shard_count(blocks: Blocks, root: CID) -> int:
+    n, todo = 0, [root]
+    while todo:
+        node = dagpb.decode(blocks[todo.pop()])
+        n += 1
+        todo += [link.hash for link in node.links if link.hash in blocks]
+    return n
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 400), fanout=st.sampled_from([8, 16, 256]),
+       edits=st.lists(st.tuples(st.sampled_from(["add", "del", "mod"]), st.integers(0, 10**6)),
+                      max_size=40),
+       extra=st.lists(st.integers(0, 500), max_size=5))
+def test_update_equals_rebuild(n: int, fanout: int, edits: list[tuple[str, int]], extra: list[int]) -> None:
+    old = {b"pkg-%d" % i: leaf(b"pkg-%d" % i) for i in range(n)}
+    blocks = Blocks()
+    prev = build(old, fanout, blocks)
+    new = dict(old)
+    changed: set[bytes] = set()
+    names = sorted(old)
+    for op, k in edits:
+        if op == "add" or not names:
+            name = b"new-%d" % k
+            new[name] = leaf(name, 1)
+        else:
+            name = names[k % len(names)]
+            if op == "del":
+                new.pop(name, None)
+            else:
+                new[name] = leaf(name, k + 2)
+        changed.add(name)
+    changed |= {b"pkg-%d" % k for k in extra}  # naming unchanged names too is allowed
+    written = Blocks()
+    got = update_hamt(BlockMaker(PROFILE, written.put), sorted(new.items()),
+                      HamtUpdate(prev.cid, blocks.get, frozenset(changed)), fanout)
+    assert got == build(new, fanout, Blocks())
+
+
+def test_only_changed_shards_are_written() -> None:
+    old = {b"%064x" % i: leaf(b"%d" % i) for i in range(25_000)}
+    blocks = Blocks()
+    prev = build(old, 256, blocks)
+    total = shard_count(blocks, prev.cid)
+    new = dict(old)
+    picked = list(old)[:100:2]
+    for name in picked[:25]:
+        new[name] = leaf(name, 7)
+    for name in picked[25:]:
+        del new[name]
+    new[b"f" * 64] = leaf(b"f", 1)
+    changed = {*picked, b"f" * 64}
+    written = Blocks()
+    got = update_hamt(BlockMaker(PROFILE, written.put), sorted(new.items()),
+                      HamtUpdate(prev.cid, blocks.get, frozenset(changed)), 256)
+    assert got == build(new, 256, Blocks())
+    assert total > 3000
+    assert 0 < len(written) <= 1 + 2 * len(changed)  # the root, and at most two shards per change
+
+
+def test_not_a_hamt_or_missing_blocks_fall_back() -> None:
+    entries = {b"n%d" % i: leaf(b"%d" % i) for i in range(300)}
+    blocks = Blocks()
+    prev = build(entries, 16, blocks)
+    maker = BlockMaker(PROFILE, lambda c, d: None)
+    # another fanout, or a missing root: no update possible
+    items = sorted(entries.items())
+    assert update_hamt(maker, items, HamtUpdate(prev.cid, blocks.get, frozenset()), 256) is None
+    assert update_hamt(maker, items, HamtUpdate(prev.cid, {}.get, frozenset()), 16) is None
+    # a missing child shard in a changed bucket is rebuilt from the entries
+    root = dagpb.decode(blocks[prev.cid])
+    gone = next(link for link in root.links if len(link.name or "") == 1)
+    partial = Blocks({c: d for c, d in blocks.items() if c != gone.hash})
+    changed = frozenset(n for n in entries if update_bucket(n, 16) == int(gone.name or "", 16))
+    got = update_hamt(maker, sorted(entries.items()), HamtUpdate(prev.cid, partial.get, changed), 16)
+    assert got == prev
+
+
+def update_bucket(name: bytes, fanout: int) -> int:
+    from ipmirror.unixfs.hamt import bucket, name_hash
+    return bucket(name_hash(name), 0, fanout.bit_length() - 1)
+
+
+# -- through mirror sync -----------------------------------------------------------------------
+
+@pytest.fixture
+def hamt_mirror(tmp_path: Path) -> tuple[Path, LmdbStore, Mirrors, MirrorDB]:
+    src = tmp_path / "src" / "flat"
+    src.mkdir(parents=True)
+    for i in range(6000):
+        (src / f"package-{i:05d}.tar.gz").write_bytes(b"%d" % i)
+    old = os.stat(src).st_mtime - 10
+    for p in [src, *src.iterdir()]:
+        os.utime(p, (old, old))
+    store = LmdbStore.open(tmp_path / "blocks")
+    db = MirrorDB.open(tmp_path / "mirrors")
+    mirrors = Mirrors(db, store)
+    mirrors.add("m", str(tmp_path / "src"), profile="unixfs-v0-2015")
+    return tmp_path / "src", store, mirrors, db
+
+
+def full_add(src: Path) -> str:
+    (root,) = Importer(AddOptions(PRESETS["unixfs-v0-2015"])).add_paths([src])
+    return str(root.cid)
+
+
+def test_sync_rewrites_only_changed_shards(hamt_mirror: tuple[Path, LmdbStore, Mirrors, MirrorDB]) -> None:
+    src, store, mirrors, db = hamt_mirror
+    try:
+        v1 = mirrors.sync("m")
+        assert v1.put_blocks > 6000 + 250  # every file, and the ~260 shards
+        flat = src / "flat"
+        (flat / "package-00042.tar.gz").write_bytes(b"new bytes")
+        (flat / "package-04242.tar.gz").unlink()
+        (flat / "package-99999.tar.gz").write_bytes(b"added")
+        old = os.stat(flat).st_mtime - 10
+        for p in (flat / "package-00042.tar.gz", flat / "package-99999.tar.gz"):
+            os.utime(p, (old, old))
+        v2 = mirrors.sync("m")
+        assert v2.root == full_add(src) and v2.read_files == 2
+        # 2 file blocks, the root directory, the root shard and at most 2 more shards per changed
+        # name (of about 260)
+        assert v2.put_blocks <= 2 + 1 + 1 + 2 * 3
+        v3 = mirrors.sync("m")  # no-op
+        assert v3.root == v2.root and v3.read_files == 0 and v3.put_blocks == 0
+    finally:
+        db.close()
+        store.close()
