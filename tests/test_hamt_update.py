@@ -3,6 +3,7 @@ the shards on those paths."""
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import os
 from pathlib import Path
@@ -13,10 +14,12 @@ from hypothesis import strategies as st
 
 from ipmirror.codec import dagpb
 from ipmirror.codec.cid import CID
+from ipmirror.codec.unixfs_pb import HAMT_SHARD, UnixFSData
 from ipmirror.mirror.db import MirrorDB
 from ipmirror.mirror.manager import Mirrors
 from ipmirror.store.lmdb_store import LmdbStore
-from ipmirror.unixfs.hamt import HamtUpdate, build_hamt, update_hamt
+from ipmirror.unixfs.directory import dir_data, estimate
+from ipmirror.unixfs.hamt import HamtUpdate, bucket, build_hamt, name_hash, update_hamt
 from ipmirror.unixfs.importer import AddOptions, Importer
 from ipmirror.unixfs.nodes import BlockMaker, Entry
 from ipmirror.unixfs.profile import PRESETS
@@ -71,9 +74,8 @@ def test_update_equals_rebuild(n: int, fanout: int, edits: list[tuple[str, int]]
                 new[name] = leaf(name, k + 2)
         changed.add(name)
     changed |= {b"pkg-%d" % k for k in extra}  # naming unchanged names too is allowed
-    written = Blocks()
-    got = update_hamt(BlockMaker(PROFILE, written.put), sorted(new.items()),
-                      HamtUpdate(prev.cid, blocks.get, frozenset(changed)), fanout)
+    changes = {name: new.get(name) for name in changed}
+    got = update_hamt(BlockMaker(PROFILE, Blocks().put), HamtUpdate(prev.cid, blocks.get, changes), fanout)
     assert got == build(new, fanout, Blocks())
 
 
@@ -91,33 +93,52 @@ def test_only_changed_shards_are_written() -> None:
     new[b"f" * 64] = leaf(b"f", 1)
     changed = {*picked, b"f" * 64}
     written = Blocks()
-    got = update_hamt(BlockMaker(PROFILE, written.put), sorted(new.items()),
-                      HamtUpdate(prev.cid, blocks.get, frozenset(changed)), 256)
+    got = update_hamt(BlockMaker(PROFILE, written.put),
+                      HamtUpdate(prev.cid, blocks.get, {n: new.get(n) for n in changed}), 256)
     assert got == build(new, 256, Blocks())
     assert total > 3000
     assert 0 < len(written) <= 1 + 2 * len(changed)  # the root, and at most two shards per change
 
 
-def test_not_a_hamt_or_missing_blocks_fall_back() -> None:
+def test_shrinking_buckets_collapse() -> None:
+    """Removing all but one name of a sub-shard turns it back into a link; all but none drops
+    the bucket."""
+    entries = {b"n%d" % i: leaf(b"%d" % i) for i in range(200)}
+    blocks = Blocks()
+    prev = build(entries, 16, blocks)
+    root = dagpb.decode(blocks[prev.cid])
+    shard = next(link for link in root.links if len(link.name or "") == 1)
+    names = [n for n in entries if top_bucket(n, 16) == int(shard.name or "", 16)]
+    for keep in (1, 0):
+        changes: dict[bytes, Entry | None] = {n: None for n in names[keep:]}
+        left = {n: e for n, e in entries.items() if n not in changes}
+        got = update_hamt(BlockMaker(PROFILE, Blocks().put), HamtUpdate(prev.cid, blocks.get, changes), 16)
+        assert got == build(left, 16, Blocks())
+
+
+def test_not_a_hamt_or_missing_blocks_give_none() -> None:
     entries = {b"n%d" % i: leaf(b"%d" % i) for i in range(300)}
     blocks = Blocks()
     prev = build(entries, 16, blocks)
     maker = BlockMaker(PROFILE, lambda c, d: None)
+    one = {b"n1": leaf(b"x")}
     # another fanout, or a missing root: no update possible
-    items = sorted(entries.items())
-    assert update_hamt(maker, items, HamtUpdate(prev.cid, blocks.get, frozenset()), 256) is None
-    assert update_hamt(maker, items, HamtUpdate(prev.cid, {}.get, frozenset()), 16) is None
-    # a missing child shard in a changed bucket is rebuilt from the entries
+    assert update_hamt(maker, HamtUpdate(prev.cid, blocks.get, one), 256) is None
+    assert update_hamt(maker, HamtUpdate(prev.cid, {}.get, one), 16) is None
+    # a missing shard on a changed path
     root = dagpb.decode(blocks[prev.cid])
     gone = next(link for link in root.links if len(link.name or "") == 1)
     partial = Blocks({c: d for c, d in blocks.items() if c != gone.hash})
-    changed = frozenset(n for n in entries if update_bucket(n, 16) == int(gone.name or "", 16))
-    got = update_hamt(maker, sorted(entries.items()), HamtUpdate(prev.cid, partial.get, changed), 16)
-    assert got == prev
+    name = next(n for n in entries if top_bucket(n, 16) == int(gone.name or "", 16))
+    assert update_hamt(maker, HamtUpdate(prev.cid, partial.get, {name: leaf(b"y")}), 16) is None
+    # ... but not on the changed path: fine
+    other = next(n for n in entries if top_bucket(n, 16) != int(gone.name or "", 16))
+    entries[other] = leaf(b"z")
+    assert update_hamt(maker, HamtUpdate(prev.cid, partial.get, {other: entries[other]}), 16) == \
+        build(entries, 16, Blocks())
 
 
-def update_bucket(name: bytes, fanout: int) -> int:
-    from ipmirror.unixfs.hamt import bucket, name_hash
+def top_bucket(name: bytes, fanout: int) -> int:
     return bucket(name_hash(name), 0, fanout.bit_length() - 1)
 
 
@@ -139,8 +160,8 @@ def hamt_mirror(tmp_path: Path) -> tuple[Path, LmdbStore, Mirrors, MirrorDB]:
     return tmp_path / "src", store, mirrors, db
 
 
-def full_add(src: Path) -> str:
-    (root,) = Importer(AddOptions(PRESETS["unixfs-v0-2015"])).add_paths([src])
+def full_add(src: Path, profile: str = "unixfs-v0-2015") -> str:
+    (root,) = Importer(AddOptions(PRESETS[profile])).add_paths([src])
     return str(root.cid)
 
 
@@ -166,3 +187,59 @@ def test_sync_rewrites_only_changed_shards(hamt_mirror: tuple[Path, LmdbStore, M
     finally:
         db.close()
         store.close()
+
+
+@pytest.mark.parametrize("profile", ["unixfs-v0-2015", "unixfs-v1-2025"])
+def test_sync_across_the_hamt_threshold(tmp_path: Path, profile: str) -> None:
+    """A directory that grows into a HAMT, is updated as one, and shrinks back to a flat node:
+    every version equals a full add (the size estimate kept in the index stays exact)."""
+    src = tmp_path / "src"
+    flat = src / "d"
+    flat.mkdir(parents=True)
+    long = "x" * 200
+
+    def name(i: int) -> str:
+        return f"{long}-{i:05d}"
+
+    prof = PRESETS[profile]
+    maker = BlockMaker(prof, lambda c, d: None)
+    one = maker.raw_leaf(b"1") if prof.raw_leaves else maker.pb_leaf(b"1")
+    items = [(name(i).encode(), one) for i in range(3000)]
+    limit = bisect.bisect_left(range(3000), True,  # the first count that makes a HAMT
+                               key=lambda n: prof.shards(estimate(prof, items[:n], dir_data(None, None))))
+    assert 500 < limit < 2000
+    store = LmdbStore.open(tmp_path / "blocks")
+    db = MirrorDB.open(tmp_path / "mirrors")
+    try:
+        mirrors = Mirrors(db, store)
+        mirrors.add("m", str(src), profile=profile)
+        old = os.stat(flat).st_mtime - 10
+        present: set[int] = set()
+        for count in (limit - 100, limit + 50, limit + 100, limit + 30, limit + 5, limit - 1, limit,
+                      limit + 40, limit - 200):
+            for i in list(present):
+                if i >= count:
+                    (flat / name(i)).unlink()
+                    present.discard(i)
+            for i in range(count):
+                if i not in present:
+                    p = flat / name(i)
+                    p.write_bytes(b"%d" % i)
+                    os.utime(p, (old, old))
+                    present.add(i)
+            p = flat / name(count // 2)  # and one modified
+            p.write_bytes(b"changed %d" % count)
+            os.utime(p, (old, old))
+            v = mirrors.sync("m")
+            assert v.root == full_add(src, profile), count
+            assert is_hamt(store, v.root, "d") == (count >= limit), count
+    finally:
+        db.close()
+        store.close()
+
+
+def is_hamt(store: LmdbStore, root: str, name: str) -> bool:
+    top = dagpb.decode(store.get(CID.parse(root)))
+    (link,) = [link for link in top.links if link.name == name]
+    data = UnixFSData.decode(dagpb.decode(store.get(link.hash)).data or b"")
+    return data.type == HAMT_SHARD

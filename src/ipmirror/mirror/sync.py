@@ -10,8 +10,12 @@ How a sync decides what to read (rules, checked by tests/test_mirror.py):
    record of the last scan and its mtime is at least ``RACY_NS`` older than that scan's stat
    ("racily clean", as git calls it: a file modified within the timestamp granularity of the
    scan could have changed without its stat changing). ``--checksum`` reads everything.
-2. A directory whose children digest (names, CIDs, sizes, metadata) equals the last scan's is not
-   re-encoded: directory nodes, HAMT shards included, are rebuilt only along changed paths.
+2. A directory all of whose children are the ones the last complete scan recorded is not
+   re-encoded (its node is the recorded one). A changed directory that is and stays a HAMT is
+   updated from its previous node: only the shards along the changed names are re-encoded, from
+   the changes alone (the size estimate that decides flat or HAMT is kept in the directory's
+   record and updated by the changes' difference). Directory nodes are rebuilt only along
+   changed paths.
 3. Index records are written only after the blocks they name are committed (the store session's
    commit hook), so an interrupted sync leaves an index that the next sync can trust, and it does
    not read those files again. Records written by a sync that never completed are not yet
@@ -25,7 +29,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ipmirror.codec.cid import CID
@@ -106,15 +110,22 @@ class _DirMemo:
         rec = self._complete_dir(name)
         return Entry(rec.cid, rec.tsize, 0) if rec is not None else None
 
-    def directory(self, name: bytes, digest: bytes) -> Entry | None:
+    def previous(self, name: bytes) -> tuple[CID, int] | None:
         rec = self._complete_dir(name)
-        if rec is None or rec.digest != digest:
-            return None
-        return Entry(rec.cid, rec.tsize, 0)
+        return (rec.cid, rec.size) if rec is not None and rec.size > 0 else None  # size: the estimate
 
-    def previous(self, name: bytes) -> CID | None:
-        rec = self._complete_dir(name)
-        return rec.cid if rec is not None else None
+    def old_entries(self, names: Iterable[bytes]) -> dict[bytes, Entry | None] | None:
+        out: dict[bytes, Entry | None] = {}
+        for name in names:
+            raw = self.prev.get(name)
+            if raw is None:
+                out[name] = None
+                continue
+            head = unpack_head(raw)
+            if head[8] > self.memo.completed_gen:
+                return None
+            out[name] = Entry(CID.trusted(raw[REC_HEAD + head[9]:]), head[6], head[1])
+        return out
 
     def block(self, cid: CID) -> bytes | None:
         return self.memo.get(cid)
@@ -247,5 +258,6 @@ def _record(db: MirrorDB, mirror: Mirror, ev: Added, gen: int, scan_ns: int, t: 
     st = ev.stat
     assert st is not None
     kind = {"file": b"f", "directory": b"d", "symlink": b"l"}[ev.kind]
-    t.puts.append((dirpath, name, Rec(kind, e.cid, e.tsize, e.size, st.st_mtime_ns, st.st_ino,
-                                      st.st_ctime_ns, st.st_mode, scan_ns, gen, ev.digest or b"")))
+    size = ev.dir_size if ev.kind == "directory" else e.size  # a directory's: its size estimate
+    t.puts.append((dirpath, name, Rec(kind, e.cid, e.tsize, size, st.st_mtime_ns, st.st_ino,
+                                      st.st_ctime_ns, st.st_mode, scan_ns, gen)))

@@ -3,6 +3,8 @@
 Usage::
 
     entry = build_directory(maker, profile, [(b"name", child_entry), ...], mode=None, mtime=None)
+    entry, size = build_directory_sized(...)              # and the estimate, to update it later
+    entry, size = update_directory(maker, profile, prev_cid, prev_size, get, changes) or build...
 
 The estimate is computed over the final children (every child counts, subdirectories included,
 as Kubo does):
@@ -12,10 +14,11 @@ as Kubo does):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ipmirror.codec import dagpb, varint
 from ipmirror.codec import unixfs_pb as pb
+from ipmirror.codec.cid import CID
 from ipmirror.unixfs.hamt import HamtUpdate, build_hamt, update_hamt
 from ipmirror.unixfs.nodes import BlockMaker, Entry, dir_mode, file_mode
 from ipmirror.unixfs.profile import Profile
@@ -25,32 +28,56 @@ def dir_data(mode: int | None, mtime: pb.MTime | None) -> bytes:
     return pb.UnixFSData(pb.DIRECTORY, mode=dir_mode(mode), mtime=mtime).encode()
 
 
-def estimate(profile: Profile, children: Sequence[tuple[bytes, Entry]], data: bytes) -> int:
+def link_cost(profile: Profile, name: bytes, e: Entry) -> int:
+    """One child's share of the size estimate."""
     if profile.hamt_estimate == "links-bytes":
-        return sum(len(n) + len(e.cid.buffer) for n, e in children)
-    total = 1 + varint.size(len(data)) + len(data)
-    for n, e in children:
-        total += dagpb.encoded_link_size(len(e.cid.buffer), len(n), e.tsize)
-    return total
+        return len(name) + len(e.cid.buffer)
+    return dagpb.encoded_link_size(len(e.cid.buffer), len(name), e.tsize)
+
+
+def estimate(profile: Profile, children: Sequence[tuple[bytes, Entry]], data: bytes) -> int:
+    base = 0 if profile.hamt_estimate == "links-bytes" else 1 + varint.size(len(data)) + len(data)
+    return base + sum(link_cost(profile, n, e) for n, e in children)
 
 
 def build_directory(maker: BlockMaker, profile: Profile, children: Sequence[tuple[bytes, Entry]],
-                    mode: int | None = None, mtime: pb.MTime | None = None,
-                    update: HamtUpdate | None = None) -> Entry:
-    """``children`` as ``(name bytes, entry)``; names must be unique. With ``update`` (the
-    directory's previous node and the names that changed since), a HAMT is rebuilt only along the
-    changed names' paths."""
+                    mode: int | None = None, mtime: pb.MTime | None = None) -> Entry:
+    """``children`` as ``(name bytes, entry)``; names must be unique."""
+    return build_directory_sized(maker, profile, children, mode, mtime)[0]
+
+
+def build_directory_sized(maker: BlockMaker, profile: Profile, children: Sequence[tuple[bytes, Entry]],
+                          mode: int | None = None, mtime: pb.MTime | None = None) -> tuple[Entry, int]:
+    """:func:`build_directory`, and the size estimate that chose flat or HAMT (keep it to
+    :func:`update_directory` the node later)."""
     items = sorted(children, key=lambda c: c[0])
     data = dir_data(mode, mtime)
-    if profile.shards(estimate(profile, items, data)):
-        if update is not None:
-            entry = update_hamt(maker, items, update, profile.hamt_fanout, dir_mode(mode), mtime)
-            if entry is not None:
-                return entry
-        return build_hamt(maker, items, profile.hamt_fanout, dir_mode(mode), mtime)
+    size = estimate(profile, items, data)
+    if profile.shards(size):
+        return build_hamt(maker, items, profile.hamt_fanout, dir_mode(mode), mtime), size
     links = [dagpb.PBLink(e.cid, n.decode("utf-8", "surrogateescape"), e.tsize) for n, e in items]
-    cid, size = maker.node(data, links)
-    return Entry(cid, size + sum(e.tsize for _, e in items), 0)
+    cid, n = maker.node(data, links)
+    return Entry(cid, n + sum(e.tsize for _, e in items), 0), size
+
+
+def update_directory(maker: BlockMaker, profile: Profile, prev: CID, prev_size: int,
+                     get: Callable[[CID], bytes | None],
+                     changes: Mapping[bytes, tuple[Entry | None, Entry | None]],
+                     mode: int | None = None, mtime: pb.MTime | None = None) -> tuple[Entry, int] | None:
+    """The directory whose previous node was ``prev`` (with size estimate ``prev_size``) after
+    ``changes`` (name -> (old entry, new entry), None for absent), without looking at its other
+    children: when it stays a HAMT, only the shards along the changed names are re-encoded. None
+    when the node has to be built from all children instead (it is, or becomes, flat; or the
+    previous HAMT cannot be read)."""
+    size = prev_size
+    for name, (old, new) in changes.items():
+        size += (link_cost(profile, name, new) if new is not None else 0) \
+            - (link_cost(profile, name, old) if old is not None else 0)
+    if not (profile.shards(prev_size) and profile.shards(size)):
+        return None
+    up = HamtUpdate(prev, get, {n: new for n, (_old, new) in changes.items()})
+    entry = update_hamt(maker, up, profile.hamt_fanout, dir_mode(mode), mtime)
+    return (entry, size) if entry is not None else None
 
 
 def symlink(maker: BlockMaker, target: bytes, mode: int | None = None,

@@ -3,7 +3,7 @@
 Usage::
 
     root = build_hamt(maker, entries, fanout=256, mode=None, mtime=None)
-    root = update_hamt(maker, entries, HamtUpdate(prev_root, get, changed_names), ...)  # or None
+    root = update_hamt(maker, HamtUpdate(prev_root, get, {name: entry_or_None}), ...)  # or None
     for name, cid in iter_hamt(get, root_cid): ...      # reading, see unixfs/exporter.py
 
 Shape rules (what makes the CID):
@@ -17,12 +17,14 @@ Shape rules (what makes the CID):
   same as boxo's insert-one-at-a-time: no quadratic work and no re-encoding per insert.
 - So a bucket none of whose names changed (added, removed or given a new entry) is identical to
   the previous HAMT's bucket: ``update_hamt`` copies that link and descends only into buckets
-  with a changed name, rebuilding the shards along changed paths and nothing else.
+  with a changed name, re-encoding the shards along changed paths and nothing else. It needs the
+  changes only, not the directory's other entries: a bucket's entries are read from the previous
+  shards when it has to be rebuilt (a shard that shrinks to one entry collapses into a link).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import mmh3
@@ -94,27 +96,34 @@ def _node(maker: BlockMaker, items: list[tuple[int, bytes, Entry]], depth: int, 
 
 @dataclass(frozen=True, slots=True)
 class HamtUpdate:
-    """The previous node of a directory, how to read blocks, and every name whose entry may differ
-    from the previous node's (new, removed or changed names; more is safe, fewer is not)."""
+    """The previous node of a directory, how to read blocks, and the new entry (None: removed) of
+    every name that changed since (naming an unchanged name with its entry is harmless; leaving a
+    changed name out is not)."""
 
     prev: CID
     get: Callable[[CID], bytes | None]
-    changed: frozenset[bytes]
+    changes: Mapping[bytes, Entry | None]
 
 
-def update_hamt(maker: BlockMaker, entries: Sequence[tuple[bytes, Entry]], up: HamtUpdate,
-                fanout: int = 256, mode: int | None = None, mtime: pb.MTime | None = None) -> Entry | None:
-    """The HAMT of ``entries``, reusing the unchanged buckets of ``up.prev``; None when the previous
-    node is not a HAMT of this fanout (build it whole instead). Blocks of the previous HAMT that are
-    missing or malformed are rebuilt from ``entries``."""
+class _Rebuild(Exception):
+    """The previous HAMT cannot be updated (a block missing or malformed): build it whole."""
+
+
+def update_hamt(maker: BlockMaker, up: HamtUpdate, fanout: int = 256, mode: int | None = None,
+                mtime: pb.MTime | None = None) -> Entry | None:
+    """The HAMT after ``up.changes``, made by re-encoding only the shards on the changed names'
+    paths and copying every other link of ``up.prev``; None when that is not possible (the
+    previous node is not a HAMT of this fanout, or one of the blocks needed is missing)."""
     prev = _shard(up.get, up.prev, fanout)
     if prev is None:
         return None
     bits = fanout.bit_length() - 1
     pad = (fanout - 1).bit_length() + 3 >> 2
-    hashed = [(name_hash(n), n, e) for n, e in entries]
-    changed = [name_hash(n) for n in up.changed]
-    return _update(maker, up.get, hashed, changed, prev, 0, bits, fanout, pad, mode, mtime)
+    changes = [(name_hash(n), n, e) for n, e in up.changes.items()]
+    try:
+        return _apply(maker, up.get, prev, changes, 0, bits, fanout, pad, mode, mtime)
+    except _Rebuild:
+        return None
 
 
 def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int) -> dagpb.PBNode | None:
@@ -132,41 +141,74 @@ def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int) -> dagpb.P
     return node
 
 
-def _update(maker: BlockMaker, get: Callable[[CID], bytes | None], items: list[tuple[int, bytes, Entry]],
-            changed: list[int], prev: dagpb.PBNode, depth: int, bits: int, fanout: int, pad: int,
-            mode: int | None, mtime: pb.MTime | None) -> Entry:
-    dirty: dict[int, list[int]] = {}
-    for h in changed:
-        dirty.setdefault(bucket(h, depth, bits), []).append(h)
-    old: dict[int, dagpb.PBLink] = {}
-    for pl in prev.links:
-        prefix = (pl.name or "")[:pad]
-        if len(prefix) == pad and all(c in "0123456789ABCDEF" for c in prefix):
-            old[int(prefix, 16)] = pl  # (a malformed name: that bucket is rebuilt)
-    buckets: dict[int, list[tuple[int, bytes, Entry]]] = {}
-    for it in items:
-        buckets.setdefault(bucket(it[0], depth, bits), []).append(it)
-    links: list[dagpb.PBLink] = []
-    below = 0
-    for idx in sorted(buckets):
-        group = buckets[idx]
-        prefix = f"{idx:0{pad}X}"
-        link = old.get(idx)
-        if idx not in dirty and link is not None and link.tsize is not None:
-            links.append(link)  # nothing in this bucket changed: the same link
-            below += link.tsize
-        elif len(group) == 1:
-            _h, name, e = group[0]
-            links.append(dagpb.PBLink(e.cid, prefix + name.decode("utf-8", "surrogateescape"), e.tsize))
-            below += e.tsize
+def _links(node: dagpb.PBNode, pad: int) -> dict[int, dagpb.PBLink]:
+    out: dict[int, dagpb.PBLink] = {}
+    for link in node.links:
+        prefix = (link.name or "")[:pad]
+        if len(prefix) != pad or link.tsize is None or any(c not in "0123456789ABCDEF" for c in prefix):
+            raise _Rebuild
+        out[int(prefix, 16)] = link
+    return out
+
+
+def _leaves(get: Callable[[CID], bytes | None], node: dagpb.PBNode, fanout: int,
+            pad: int) -> dict[bytes, Entry]:
+    """Every entry under a shard."""
+    out: dict[bytes, Entry] = {}
+    for link in _links(node, pad).values():
+        name = link.name or ""
+        if len(name) > pad:
+            out[name[pad:].encode("utf-8", "surrogateescape")] = Entry(link.hash, link.tsize or 0, 0)
         else:
-            sub = _shard(get, link.hash, fanout) if link is not None and link.name == prefix else None
+            sub = _shard(get, link.hash, fanout)
             if sub is None:
-                child = _node(maker, group, depth + 1, bits, fanout, pad, None, None)
+                raise _Rebuild
+            out.update(_leaves(get, sub, fanout, pad))
+    return out
+
+
+def _apply(maker: BlockMaker, get: Callable[[CID], bytes | None], node: dagpb.PBNode,
+           changes: list[tuple[int, bytes, Entry | None]], depth: int, bits: int, fanout: int, pad: int,
+           mode: int | None, mtime: pb.MTime | None) -> Entry:
+    links = _links(node, pad)
+    dirty: dict[int, list[tuple[int, bytes, Entry | None]]] = {}
+    for ch in changes:
+        dirty.setdefault(bucket(ch[0], depth, bits), []).append(ch)
+    for idx, group in dirty.items():
+        prefix = f"{idx:0{pad}X}"
+        link = links.get(idx)
+        sub = None
+        if link is not None and len(link.name or "") == pad:
+            sub = _shard(get, link.hash, fanout)
+            if sub is None:
+                raise _Rebuild
+            removals = sum(1 for ch in group if ch[2] is None)
+            if len(sub.links) - removals >= 2:  # at least two entries stay: still a shard
+                child = _apply(maker, get, sub, group, depth + 1, bits, fanout, pad, None, None)
+                links[idx] = dagpb.PBLink(child.cid, prefix, child.tsize)
+                continue
+        # a bucket that held one entry, none, or a shard that may shrink to one: its entries
+        items: dict[bytes, Entry] = {}
+        if sub is not None:
+            items = _leaves(get, sub, fanout, pad)
+        elif link is not None:
+            name = (link.name or "")[pad:].encode("utf-8", "surrogateescape")
+            items[name] = Entry(link.hash, link.tsize or 0, 0)
+        for _h, name, e in group:
+            if e is None:
+                items.pop(name, None)
             else:
-                child = _update(maker, get, group, dirty.get(idx, []), sub, depth + 1, bits, fanout,
-                                pad, None, None)
-            links.append(dagpb.PBLink(child.cid, prefix, child.tsize))
-            below += child.tsize
-    cid, n = maker.node(shard_data(sorted(buckets), fanout, mode, mtime), links)
-    return Entry(cid, n + below, 0)
+                items[name] = e
+        if not items:
+            links.pop(idx, None)
+        elif len(items) == 1:
+            ((name, e),) = items.items()
+            links[idx] = dagpb.PBLink(e.cid, prefix + name.decode("utf-8", "surrogateescape"), e.tsize)
+        else:
+            child = _node(maker, [(name_hash(n), n, e) for n, e in sorted(items.items())], depth + 1, bits,
+                          fanout, pad, None, None)
+            links[idx] = dagpb.PBLink(child.cid, prefix, child.tsize)
+    order = sorted(links)
+    out = [links[i] for i in order]
+    cid, n = maker.node(shard_data(order, fanout, mode, mtime), out)
+    return Entry(cid, n + sum(link.tsize or 0 for link in out), 0)

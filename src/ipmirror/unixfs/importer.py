@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import hashlib
 import os
 import queue
 import stat as statmod
@@ -44,8 +43,7 @@ from ipmirror.codec import unixfs_pb as pb
 from ipmirror.codec.cid import CID
 from ipmirror.errors import InvalidInput, IpmirrorError
 from ipmirror.unixfs.chunker import chunks
-from ipmirror.unixfs.directory import build_directory, symlink
-from ipmirror.unixfs.hamt import HamtUpdate
+from ipmirror.unixfs.directory import build_directory, build_directory_sized, symlink, update_directory
 from ipmirror.unixfs.layout import BalancedBuilder
 from ipmirror.unixfs.nodes import BlockMaker, Entry, RefSink, Sink
 from ipmirror.unixfs.profile import Profile
@@ -76,16 +74,17 @@ class Added:
     """One imported entry, reported after its blocks went to the sink.
 
     ``path`` is relative to the added path's parent (``dir/sub/file``); ``stat`` is the file's
-    stat taken before it was read; ``digest`` summarizes a directory's children (names, CIDs,
-    sizes, metadata); ``reused`` says the entry came from a TreeMemo, unread. ``removed`` events
-    carry no entry: the name existed in the memo and no longer does.
+    stat taken before it was read; ``dir_size`` is a directory's size estimate (what chose a flat
+    node or a HAMT; kept to update the node later); ``reused`` says the entry came from a
+    TreeMemo, unread. ``removed`` events carry no entry: the name existed in the memo and no
+    longer does.
     """
 
     path: str
     entry: Entry | None
     kind: EntryKind
     stat: os.stat_result | None = None
-    digest: bytes | None = None
+    dir_size: int = 0
     reused: bool = False
 
 
@@ -122,12 +121,14 @@ class DirMemo(Protocol):
         children all turned out unchanged (None: build it)."""
         ...
 
-    def directory(self, name: bytes, digest: bytes) -> Entry | None:
-        """The entry of a subdirectory whose children digest is unchanged (None: build it)."""
+    def previous(self, name: bytes) -> tuple[CID, int] | None:
+        """The node subdirectory ``name`` had in the last complete scan and its size estimate (to
+        update it from; None: unknown)."""
         ...
 
-    def previous(self, name: bytes) -> CID | None:
-        """The node subdirectory ``name`` had in the last complete scan (to update a HAMT from)."""
+    def old_entries(self, names: Iterable[bytes]) -> dict[bytes, Entry | None] | None:
+        """The entries the last complete scan recorded for ``names`` (None for a name it did not
+        have); None if one was recorded by a scan that never completed."""
         ...
 
     def block(self, cid: CID) -> bytes | None:
@@ -276,9 +277,9 @@ class Importer:
 
     # -- driver ----------------------------------------------------------------------------
     def _emit(self, path: str, entry: Entry | None, kind: EntryKind, st: os.stat_result | None = None,
-              digest: bytes | None = None, reused: bool = False) -> None:
+              dir_size: int = 0, reused: bool = False) -> None:
         if self._on_added is not None:
-            self._send(Added(path, entry, kind, st, digest, reused))
+            self._send(Added(path, entry, kind, st, dir_size, reused))
 
     def _drive(self, paths: Sequence[str | os.PathLike[str]], sink: Sink) -> list[Entry]:
         maker = BlockMaker(self.profile, sink)
@@ -400,33 +401,36 @@ class Importer:
             if memo is None or not memo.same(name, entry):
                 changed.append(name)
         mode, mtime = _metadata(st, self.options)
-        if memo is not None and parent is not None and not changed and not memo.unsure() \
-                and len(children) + len(reused) == memo.count() and mode is None and mtime is None:
+        if memo is None or parent is None:
+            entry, size = build_directory_sized(maker, self.profile, children, mode, mtime)
+            self._emit(rel, entry, "directory", st, size)
+            return entry, False
+        plain = mode is None and mtime is None and not memo.unsure()
+        if plain and not changed and len(children) + len(reused) == memo.count():
             # every child is the one the last scan recorded: so is this directory's node
             known = parent.unchanged_dir(name_in_parent)
             if known is not None:
-                self._emit(rel, known, "directory", st, None, reused=True)
+                self._emit(rel, known, "directory", st, reused=True)
                 return known, True
-        if reused:
-            assert memo is not None
-            children.extend((n, memo.entry(n)) for n in reused)
-        prev: HamtUpdate | None = None
-        if memo is not None:
-            present = {n for n, _ in children}
-            for gone, _was_dir in memo.removed(present):
-                self._emit(rel + "/" + os.fsdecode(gone), None, "removed")
-                changed.append(gone)
-            if parent is not None and not memo.unsure():
-                prev_cid = parent.previous(name_in_parent)
-                if prev_cid is not None:
-                    prev = HamtUpdate(prev_cid, memo.block, frozenset(changed))
-        digest = children_digest(children, mode, mtime)
-        known_dir = parent.directory(name_in_parent, digest) if parent is not None else None
-        if known_dir is not None:
-            self._emit(rel, known_dir, "directory", st, digest, reused=True)
-            return known_dir, True
-        entry = build_directory(maker, self.profile, children, mode, mtime, prev)
-        self._emit(rel, entry, "directory", st, digest)
+        present = {n for n, _ in children}
+        present.update(reused)
+        for gone, _was_dir in memo.removed(present):
+            self._emit(rel + "/" + os.fsdecode(gone), None, "removed")
+            changed.append(gone)
+        prev = parent.previous(name_in_parent) if plain else None
+        if prev is not None and len(changed) * 4 <= len(present):
+            # few changes: update the previous node along the changed names only
+            old = memo.old_entries(changed)
+            if old is not None:
+                new = dict(children)
+                done = update_directory(maker, self.profile, prev[0], prev[1], memo.block,
+                                        {n: (old[n], new.get(n)) for n in changed})
+                if done is not None:
+                    self._emit(rel, done[0], "directory", st, done[1])
+                    return done[0], False
+        children.extend((n, memo.entry(n)) for n in reused)
+        entry, size = build_directory_sized(maker, self.profile, children, mode, mtime)
+        self._emit(rel, entry, "directory", st, size)
         return entry, False
 
     def _warn(self, msg: str) -> None:
@@ -478,15 +482,6 @@ def _below_root(rel: str, name: bytes) -> str:
     """The path of ``name`` in directory ``rel`` relative to the added root (``root/a`` -> ``a/name``)."""
     _top, _, below = rel.partition("/")
     return f"{below}/{os.fsdecode(name)}" if below else os.fsdecode(name)
-
-
-def children_digest(children: Sequence[tuple[bytes, Entry]], mode: int | None,
-                    mtime: pb.MTime | None) -> bytes:
-    """A digest of what a directory node is made from (so an unchanged one need not be rebuilt)."""
-    h = hashlib.sha256(repr((mode, mtime)).encode())
-    for name, e in sorted(children, key=lambda c: c[0]):
-        h.update(b"%d:%s%d:%s%d;" % (len(name), name, len(e.cid.buffer), e.cid.buffer, e.tsize))
-    return h.digest()
 
 
 def import_chunks(maker: BlockMaker, profile: Profile, source: Iterable[bytes], mode: int | None,
