@@ -217,6 +217,9 @@ class NodeBackend:
     def get(self, cid: CID) -> bytes:
         return self.repo.store.get(cid)
 
+    def get_stored(self, cid: CID) -> bytes | None:
+        return self.repo.store.get_stored(cid)
+
     def has(self, cid: CID) -> bool:
         return self.repo.store.has(cid)
 

@@ -17,6 +17,7 @@ connection is closed before the final chunk, so the client sees a truncated body
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -26,9 +27,11 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound, PathNotFound, UnsupportedFormat
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.common import (
+    STARTED,
     GatewayConfig,
     Negotiated,
     NodeCache,
+    decorate,
     negotiate,
     resolve_target,
     run_blocking,
@@ -36,6 +39,7 @@ from ipmirror.gateway.common import (
 )
 from ipmirror.gateway.ipns_routes import serve_ipns_record
 from ipmirror.gateway.path import serve_unixfs
+from ipmirror.gateway.pathcache import PathCache, resolve_cached
 from ipmirror.gateway.routing import add_routes, preflight, url_multiaddr
 from ipmirror.gateway.tar import serve_tar
 from ipmirror.gateway.trustless import CODEC_FORMATS, PathRecorder, serve_block, serve_car
@@ -44,15 +48,8 @@ log = logging.getLogger("ipmirror.gateway")
 BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config", GatewayConfig)
 NODES: web.AppKey[NodeCache] = web.AppKey("nodes", NodeCache)
-STARTED: web.RequestKey[bool] = web.RequestKey("response-started", bool)  # its headers went out
+PATHS: web.AppKey[PathCache] = web.AppKey("paths", PathCache)
 
-CORS = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Range, User-Agent, X-Requested-With",
-    "Access-Control-Expose-Headers": "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, "
-                                     "X-Chunked-Output, X-Stream-Output",
-}
 _CODECS = {codec: name for name, codec in CODEC_FORMATS.items()}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,35 +69,39 @@ def _cut_short(request: web.Request, e: BaseException) -> web.StreamResponse:
 
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map errors to statuses, and give every response not streamed yet the common headers
+    (streamed ones got them in ``start_stream``)."""
     try:
         resp = await handler(request)
     except Exception as e:
         if request.get(STARTED):
             return _cut_short(request, e)
         if isinstance(e, web.HTTPException):
+            decorate(request, e)
             raise
-        if isinstance(e, (PathNotFound, NotFound)):
-            return web.Response(status=404, text=f"{e}\n")
-        if isinstance(e, UnsupportedFormat):
-            return web.Response(status=501 if "codec" in str(e) else 400, text=f"{e}\n")
-        if isinstance(e, Conflict):
-            return web.Response(status=409, text=f"{e}\n")
-        if isinstance(e, InvalidInput):
-            return web.Response(status=400, text=f"{e}\n")
-        log.exception("internal error serving %s", request.path)
-        return web.Response(status=500, text="internal error\n")
+        resp = _error_response(request, e)
+    if not resp.prepared:
+        decorate(request, resp)
     return resp
 
 
-async def _on_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers every response gets (streamed ones too, prepared before the middleware sees them)."""
-    request[STARTED] = True
-    for k, v in CORS.items():
-        response.headers.setdefault(k, v)
-    if request.path.startswith(("/ipfs/", "/ipns/", "/routing/")):
-        vary = response.headers.get("Vary", "")
-        if "accept" not in vary.lower():
-            response.headers["Vary"] = f"{vary}, Accept" if vary else "Accept"
+def _error_response(request: web.Request, e: Exception) -> web.Response:
+    if isinstance(e, (PathNotFound, NotFound)):
+        return web.Response(status=404, text=f"{e}\n")
+    if isinstance(e, UnsupportedFormat):
+        return web.Response(status=501 if "codec" in str(e) else 400, text=f"{e}\n")
+    if isinstance(e, Conflict):
+        return web.Response(status=409, text=f"{e}\n")
+    if isinstance(e, InvalidInput):
+        return web.Response(status=400, text=f"{e}\n")
+    log.exception("internal error serving %s", request.path)
+    return web.Response(status=500, text="internal error\n")
+
+
+@functools.lru_cache(maxsize=256)
+def _plain_accept(accept: tuple[str, ...]) -> Negotiated:
+    """``negotiate`` for a URL without a query, memoized: clients send a handful of Accept values."""
+    return negotiate({}, list(accept))
 
 
 async def content(request: web.Request) -> web.StreamResponse:
@@ -113,7 +114,8 @@ async def content(request: web.Request) -> web.StreamResponse:
     if not rest:
         raise web.HTTPBadRequest(text=f"missing CID or name after /{namespace}/\n")
     head, tail = rest[0], rest[1:]
-    fmt = negotiate(request.query, request.headers.getall("Accept", []))
+    accept = request.headers.getall("Accept", [])
+    fmt = _plain_accept(tuple(accept)) if not request.query_string else negotiate(request.query, accept)
     if fmt.format == "ipns-record":
         return await serve_ipns_record(request, backend, namespace, head, tail, fmt)
     if namespace == "ipfs" and "only-if-cached" in request.headers.get("Cache-Control", "").lower():
@@ -124,15 +126,15 @@ async def content(request: web.Request) -> web.StreamResponse:
         rec = PathRecorder(backend.get)
         target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail, rec))
         return await serve_car(request, backend, target, rec.blocks, fmt)
-    cache = request.app[NODES]
-    target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail, cache=cache))
+    app = request.app
+    target, node = await resolve_cached(backend, app[PATHS], app[NODES], namespace, head, tail)
     if fmt.format == "tar":
         return await serve_tar(request, backend, target, fmt)
     if fmt.format:
         return await serve_block(request, backend, target, fmt)
     if target.cid.codec in _CODECS:  # JSON/CBOR data: the block, typed by its codec (path-gateway.md)
         return await serve_block(request, backend, target, Negotiated(_CODECS[target.cid.codec]))
-    return await serve_unixfs(request, backend, cfg, target)
+    return await serve_unixfs(request, backend, cfg, target, node)
 
 
 async def options(request: web.Request) -> web.StreamResponse:
@@ -149,7 +151,7 @@ def make_app(backend: Backend, cfg: GatewayConfig | None = None) -> web.Applicat
     app[BACKEND] = backend
     app[CONFIG] = cfg
     app[NODES] = NodeCache()
-    app.on_response_prepare.append(_on_prepare)
+    app[PATHS] = PathCache()
     app.router.add_route("OPTIONS", "/{tail:.*}", options)
     app.router.add_route("*", r"/{ns:ipfs|ipns}/{rest:.*}", content)
     add_routes(app, BACKEND, CONFIG)

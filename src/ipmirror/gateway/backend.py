@@ -5,7 +5,8 @@ Usage::
     app = make_app(backend, GatewayConfig(...))
 
 Every method may block (LMDB page faults, no-copy file reads, record files): handlers call them
-through ``run_blocking`` so the event loop keeps serving other clients.
+through ``run_blocking`` so the event loop keeps serving other clients. The one exception is
+``get_stored``, which small-file responses call on the event loop (a few microseconds).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ class Resolved:
 class Backend(Protocol):
     def get(self, cid: CID) -> bytes:
         """A block (an identity CID's inlined bytes), or raise BlockNotFound."""
+        ...
+
+    def get_stored(self, cid: CID) -> bytes | None:
+        """A block whose bytes the node's own store holds (a memory copy: cheap enough for the
+        event loop); None if reading it would take file I/O (a no-copy reference) or it is missing."""
         ...
 
     def has(self, cid: CID) -> bool: ...

@@ -50,6 +50,36 @@ FORMATS: Final = {"raw": RAW_TYPE, "car": CAR_TYPE, "tar": TAR_TYPE, "ipns-recor
 _ACCEPTED: Final = {t: f for f, t in FORMATS.items() if f not in ("json", "cbor")}
 
 
+CORS: Final = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Range, User-Agent, X-Requested-With",
+    "Access-Control-Expose-Headers": "Content-Range, Content-Length, X-Ipfs-Path, X-Ipfs-Roots, "
+                                     "X-Chunked-Output, X-Stream-Output",
+}
+STARTED: Final[web.RequestKey[bool]] = web.RequestKey("response-started", bool)  # its headers went out
+
+
+def decorate(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every response gets: CORS, and ``Vary: Accept`` on content and routing answers.
+    The error middleware applies it to returned responses, ``start_stream`` to streamed ones
+    (cheaper than aiohttp's ``on_response_prepare`` signal, measured ~10 µs a request)."""
+    h = response.headers
+    for k, v in CORS.items():
+        h.setdefault(k, v)
+    if request.path.startswith(("/ipfs/", "/ipns/", "/routing/")):
+        vary = h.get("Vary", "")
+        if "accept" not in vary.lower():
+            h["Vary"] = f"{vary}, Accept" if vary else "Accept"
+
+
+async def start_stream(request: web.Request, resp: web.StreamResponse) -> None:
+    """Send a streamed response's headers; from here on an error can only cut the body short."""
+    decorate(request, resp)
+    request[STARTED] = True
+    await resp.prepare(request)
+
+
 @dataclass
 class GatewayConfig:
     public_url: str = ""  # how clients reach us (behind a reverse proxy), for routing answers
@@ -72,10 +102,19 @@ class Target:
     cache_control: str = IMMUTABLE
     last_modified: float | None = None
     steps: list[str] = field(default_factory=list)
+    texts: tuple[str, str] | None = None  # str(cid) and X-Ipfs-Roots, when known (cached)
 
     @property
     def root(self) -> CID:
         return self.roots[0]
+
+    @property
+    def cid_text(self) -> str:
+        return self.texts[0] if self.texts else str(self.cid)
+
+    @property
+    def roots_text(self) -> str:
+        return self.texts[1] if self.texts else ",".join(str(c) for c in self.roots)
 
     @property
     def immutable_path(self) -> str:
@@ -218,8 +257,7 @@ def resolve_target(backend: Backend, namespace: str, head: str, rest: list[str],
 
 
 def ipfs_headers(t: Target, request_path: str) -> dict[str, str]:
-    h = {"X-Ipfs-Path": request_path, "X-Ipfs-Roots": ",".join(str(c) for c in t.roots),
-         "Cache-Control": t.cache_control}
+    h = {"X-Ipfs-Path": request_path, "X-Ipfs-Roots": t.roots_text, "Cache-Control": t.cache_control}
     if t.last_modified is not None:
         h["Last-Modified"] = email.utils.formatdate(t.last_modified, usegmt=True)
     return h

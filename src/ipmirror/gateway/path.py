@@ -8,15 +8,17 @@ stream an HTML listing row by row (a 500,000-entry HAMT directory starts arrivin
 
 from __future__ import annotations
 
+import functools
 import html
 import mimetypes
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 from urllib.parse import quote
 
 from aiohttp import web
 
-from ipmirror.codec.cid import CID
+from ipmirror.codec.cid import CID, RAW
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.common import (
     GatewayConfig,
@@ -26,11 +28,14 @@ from ipmirror.gateway.common import (
     etag_matches,
     ipfs_headers,
     run_blocking,
+    start_stream,
 )
 from ipmirror.gateway.ranges import Unsatisfiable, parse_range
 from ipmirror.unixfs import exporter as ex
 
 SNIFF = 512
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+IN_MEMORY = 256 << 10  # files up to this size are answered from memory (see read_stored)
 mimetypes.add_type("application/vnd.debian.binary-package", ".deb")
 mimetypes.add_type("application/octet-stream", ".whl")
 mimetypes.add_type("text/plain", ".metadata")
@@ -58,41 +63,54 @@ def sniff(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def content_type(name: str, head: bytes) -> str:
+@functools.lru_cache(maxsize=4096)
+def _by_name(name: str) -> str | None:
     t, enc = mimetypes.guess_type(name, strict=False)
     if enc == "gzip" and not t:
         return "application/gzip"
     if t:
         return t + ("; charset=utf-8" if t.startswith("text/") else "")
-    return sniff(head)
+    return None
+
+
+def content_type(name: str, head: bytes) -> str:
+    """By the name's extension, else sniffed from the first bytes."""
+    return _by_name(name) or sniff(head)
 
 
 async def serve_unixfs(request: web.Request, backend: Backend, cfg: GatewayConfig,
-                       t: Target) -> web.StreamResponse:
-    node = await run_blocking(lambda: ex.stat(backend.get, t.cid))
+                       t: Target, node: ex.Node | None = None) -> web.StreamResponse:
+    """``node``: the target's stat if known (files may come without their bytes)."""
+    if node is None:
+        node = await run_blocking(lambda: ex.stat(backend.get, t.cid))
     if node.is_dir:
         return await _directory(request, backend, cfg, t, node)
     if node.kind == "symlink":
         target = (node.data.data if node.data else b"") or b""
         return web.Response(body=target, content_type="text/plain",
-                            headers={**ipfs_headers(t, request.path), "ETag": f'"{t.cid}"'})
+                            headers={**ipfs_headers(t, request.path), "ETag": f'"{t.cid_text}"'})
     return await serve_file(request, backend, t, node, t.segments[-1] if t.segments else "")
 
 
 async def serve_file(request: web.Request, backend: Backend, t: Target, node: ex.Node, name: str,
                      extra: dict[str, str] | None = None) -> web.StreamResponse:
-    etag = f'"{t.cid}"'
+    etag = f'"{t.cid_text}"'
     headers = {**ipfs_headers(t, request.path), "ETag": etag, "Accept-Ranges": "bytes", **(extra or {})}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     size = node.size
-    head = b"" if size == 0 else b"".join(await run_blocking(
-        lambda: list(ex.read(backend.get, t.cid, 0, min(SNIFF, size)))))
-    headers["Content-Type"] = content_type(request.query.get("filename") or name, head)
-    filename = request.query.get("filename")
-    if filename or request.query.get("download") == "true":
-        headers["Content-Disposition"] = content_disposition(filename or name or str(t.cid),
-                                                             request.query.get("download") == "true")
+    body = read_stored(backend, t.cid, size) if size <= IN_MEMORY else None
+    if body is not None:
+        head = body[:SNIFF]
+    else:
+        head = b"" if size == 0 else b"".join(await run_blocking(
+            lambda: list(ex.read(backend.get, t.cid, 0, min(SNIFF, size)))))
+    query = request.query if request.query_string else _NO_QUERY
+    filename = query.get("filename")
+    headers["Content-Type"] = content_type(filename or name, head)
+    if filename or query.get("download") == "true":
+        headers["Content-Disposition"] = content_disposition(filename or name or t.cid_text,
+                                                             query.get("download") == "true")
     try:
         spans = parse_range(request.headers.get("Range"), size)
     except Unsatisfiable:
@@ -101,19 +119,45 @@ async def serve_file(request: web.Request, backend: Backend, t: Target, node: ex
     if spans is not None and request.headers.get("If-Range") not in (None, etag):
         spans = None  # the client's copy is of another entity: send it whole
     if spans is None:
+        if body is not None:
+            return web.Response(body=body, headers=headers)
         return await _stream(request, headers, 200, size, backend, t.cid, [(0, size)])
     if len(spans) == 1:
         a, b = spans[0]
         headers["Content-Range"] = f"bytes {a}-{b - 1}/{size}"
+        if body is not None:
+            return web.Response(status=206, body=body[a:b], headers=headers)
         return await _stream(request, headers, 206, b - a, backend, t.cid, spans)
     return await _multipart(request, headers, size, backend, t.cid, spans)
+
+
+class _NotStored(Exception):
+    pass
+
+
+def read_stored(backend: Backend, cid: CID, size: int) -> bytes | None:
+    """A small file's bytes, read on the event loop when every block is in the store itself
+    (microseconds: copies out of LMDB's map); None if a block needs file I/O or is missing, and
+    the caller streams from the thread pool instead."""
+    def get(c: CID) -> bytes:
+        data = backend.get_stored(c)
+        if data is None:
+            raise _NotStored
+        return data
+
+    if cid.codec == RAW:  # the common case: the file is one raw block
+        return backend.get_stored(cid)
+    try:
+        return b"".join(ex.read(get, cid, 0, size))
+    except _NotStored:
+        return None
 
 
 async def _stream(request: web.Request, headers: dict[str, str], status: int, length: int,
                   backend: Backend, cid: CID, spans: list[tuple[int, int]]) -> web.StreamResponse:
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
-    await resp.prepare(request)
+    await start_stream(request, resp)
     if request.method == "HEAD":
         return resp
     for a, b in spans:
@@ -134,7 +178,7 @@ async def _multipart(request: web.Request, headers: dict[str, str], size: int, b
     headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
     resp = web.StreamResponse(status=206, headers=headers)
     resp.content_length = length
-    await resp.prepare(request)
+    await start_stream(request, resp)
     if request.method == "HEAD":
         return resp
     for part, (a, b) in zip(parts, spans, strict=True):
@@ -166,7 +210,7 @@ async def _directory(request: web.Request, backend: Backend, cfg: GatewayConfig,
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     resp = web.StreamResponse(status=200, headers=headers)
-    await resp.prepare(request)
+    await start_stream(request, resp)
     if request.method == "HEAD":
         return resp
     batch: list[str] = []

@@ -41,6 +41,7 @@ from ipmirror.gateway.common import (
     etag_matches,
     ipfs_headers,
     run_blocking,
+    start_stream,
 )
 from ipmirror.unixfs import exporter as ex
 
@@ -74,7 +75,7 @@ async def serve_tar(request: web.Request, backend: Backend, t: Target, fmt: Nego
         if size >= HOLD:
             break
     resp = web.StreamResponse(status=200, headers=headers)
-    await resp.prepare(request)
+    await start_stream(request, resp)
     await resp.write(b"".join(held))
     async for chunk in chunks:
         await resp.write(chunk)

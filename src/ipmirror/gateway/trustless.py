@@ -52,6 +52,7 @@ from ipmirror.gateway.common import (
     etag_matches,
     ipfs_headers,
     run_blocking,
+    start_stream,
 )
 from ipmirror.gateway.ranges import Unsatisfiable, parse_range
 from ipmirror.store.dag import links
@@ -185,7 +186,7 @@ async def serve_car(request: web.Request, backend: Backend, t: Target, path_bloc
     chunks = car_chunks(backend.get, t.cid, path_blocks, scope, rng, fmt.car.dups)
     first = await run_blocking(lambda: next(chunks))  # 404/400 still possible here
     resp = web.StreamResponse(status=200, headers=headers)
-    await resp.prepare(request)
+    await start_stream(request, resp)
     if request.method == "HEAD":
         return resp
     await resp.write(first)

@@ -292,6 +292,15 @@ class LmdbStore:
             return read_ref(cid, bytes(ref))
         raise BlockNotFound(cid)
 
+    def get_stored(self, cid: CID) -> bytes | None:
+        """The block if its bytes are in the store itself (a copy out of LMDB's map: no file I/O
+        beyond page faults); None for a no-copy reference or a missing block."""
+        if cid.is_identity:
+            return cid.identity_data()
+        mh = cid.multihash
+        data = self._read(lambda t: t.get(mh, db=self.db_blocks))
+        return None if data is None else bytes(data)
+
     def is_ref(self, cid: CID) -> bool:
         """True if the block is a no-copy reference (not copied into the store)."""
         mh = cid.multihash

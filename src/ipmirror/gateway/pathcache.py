@@ -1,0 +1,119 @@
+"""Resolved content paths, cached: ``(root, path)`` -> the target's CID, the roots along the way
+and the target's UnixFS stat, so a repeated request does no path walk and no thread-pool hop.
+
+Usage::
+
+    paths = PathCache()
+    target, node = await resolve_cached(backend, paths, nodes, "ipfs", head, rest)
+
+Rules:
+
+1. Content under a CID never changes, so an entry never goes stale. ``/ipfs/`` entries are keyed
+   by the CID text as requested; ``/ipns/`` names are resolved on every request first (a version
+   published by another process is seen at once) and then looked up by the *root CID they
+   resolved to*: entries of old versions are simply no longer asked for and age out.
+2. Entries hold no file bytes: a raw leaf's stat is kept without its block. The cache is bounded
+   by an estimate of its size (key, texts, and the directory or file root node it keeps alive).
+3. Failures are not cached (a missing path is looked up again next time).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from ipmirror.codec.cid import CID, DAG_PB, RAW
+from ipmirror.errors import IpmirrorError
+from ipmirror.gateway.backend import Backend
+from ipmirror.gateway.common import Getter, NodeCache, Target, run_blocking, walk_path
+from ipmirror.unixfs import exporter as ex
+
+ENTRY_OVERHEAD = 600  # bytes per entry besides the node it holds (key, tuples, texts), roughly
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    cid: CID
+    roots: tuple[CID, ...]
+    texts: tuple[str, str]  # str(cid), X-Ipfs-Roots
+    node: ex.Node | None  # the target's stat (raw leaves without their bytes); None: not UnixFS
+
+
+class PathCache:
+    """An LRU map of resolved paths, bounded by bytes; safe to use from several threads."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self._max = max_bytes
+        self._size = 0
+        self._items: OrderedDict[tuple[str | bytes, tuple[str, ...]], tuple[Walk, int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str | bytes, tuple[str, ...]]) -> Walk | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                return None
+            self._items.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: tuple[str | bytes, tuple[str, ...]], walk: Walk) -> None:
+        node = walk.node
+        cost = ENTRY_OVERHEAD + sum(map(len, key[1])) + (node.block_size if node and node.pb else 0)
+        with self._lock:
+            old = self._items.pop(key, None)
+            if old is not None:
+                self._size -= old[1]
+            self._items[key] = (walk, cost)
+            self._size += cost
+            while self._size > self._max and self._items:
+                _k, (_w, c) = self._items.popitem(last=False)
+                self._size -= c
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _stat(get: Getter, nodes: NodeCache, cid: CID) -> ex.Node | None:
+    if cid.codec not in (DAG_PB, RAW):
+        return None
+    try:
+        node = nodes.stat(get, cid)
+    except IpmirrorError:  # not UnixFS after all: the handler reports it as before
+        return None
+    if node.raw is not None:  # keep the size, not the bytes
+        node = ex.Node(node.cid, node.kind, node.size, None, None, node.block_size)
+    return node
+
+
+def walk(get: Getter, nodes: NodeCache, root: CID, steps: list[str]) -> Walk:
+    """Resolve ``steps`` below ``root`` and stat the target (blocking: reads blocks)."""
+    cid, roots = walk_path(get, root, steps, nodes)
+    return Walk(cid, tuple(roots), (str(cid), ",".join(str(c) for c in roots)), _stat(get, nodes, cid))
+
+
+def _ipns(backend: Backend, paths: PathCache, nodes: NodeCache, name: str,
+          rest: list[str]) -> tuple[Walk, str, float | None, list[str]]:
+    res = backend.resolve_name(name)  # every request: a new version is seen at once
+    steps = res.path + rest
+    key = (res.root.buffer, tuple(steps))
+    w = paths.get(key)
+    if w is None:
+        w = walk(backend.get, nodes, res.root, steps)
+        paths.put(key, w)
+    return w, f"public, max-age={res.ttl_s}", res.modified, steps
+
+
+async def resolve_cached(backend: Backend, paths: PathCache, nodes: NodeCache, namespace: str,
+                         head: str, rest: list[str]) -> tuple[Target, ex.Node | None]:
+    """The target of ``/{namespace}/{head}/{rest…}`` and its stat (None: not UnixFS, or not
+    readable as such). An ``/ipfs/`` path seen before is answered on the event loop."""
+    if namespace == "ipfs":
+        key = (head, tuple(rest))
+        hit = paths.get(key)
+        if hit is None:
+            hit = await run_blocking(lambda: walk(backend.get, nodes, CID.parse(head), rest))
+            paths.put(key, hit)
+        return Target("ipfs", head, rest, hit.cid, list(hit.roots), steps=rest, texts=hit.texts), hit.node
+    w, cache_control, modified, steps = await run_blocking(lambda: _ipns(backend, paths, nodes, head, rest))
+    return Target("ipns", head, rest, w.cid, list(w.roots), cache_control, modified, steps, w.texts), w.node
