@@ -1,25 +1,33 @@
-"""``ipmirror serve``: the one long-running process — the HTTP gateway, and republishing the
-IPNS records of local keys well before they expire."""
+"""``ipmirror serve``: the one long-running service — the HTTP gateway, and republishing the
+IPNS records of local keys well before they expire.
+
+With ``--workers N`` (N > 1) the parent binds the socket, forks N workers that all accept on it,
+and only supervises: it forwards SIGTERM/SIGINT to them and waits; if one dies, it stops the
+others and exits 1 (a service manager restarts the lot). Rules:
+
+1. No LMDB environment crosses a fork: the parent opens the repository only to make the node key,
+   and closes it before forking; every worker opens its own.
+2. Worker 0 alone runs the republisher, so records are re-signed once, not N times.
+3. With N = 1 the same worker code runs in the one process.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import os
+import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
-from aiohttp.web_log import AccessLogger
 
 from ipmirror.cli.common import Ctx
 from ipmirror.errors import InvalidInput
+from ipmirror.gateway.accesslog import AccessSink
 from ipmirror.gateway.app import make_app
 from ipmirror.gateway.common import GatewayConfig
 from ipmirror.node import Repo
@@ -34,6 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--port-file", metavar="PATH",
                    help="once listening, write the bound port to PATH (for scripts and tests using port 0)")
     p.add_argument("--public-url", default="", help="the URL clients use, when behind a reverse proxy")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="server processes sharing the port (default: the number of usable CPUs, "
+                        "at most 4)")
     p.add_argument("--json", action="store_true", help="access log as JSON lines")
     p.add_argument("--no-access-log", action="store_true")
     p.add_argument("--republish-every", type=float, default=3600.0, metavar="SECONDS",
@@ -50,13 +61,6 @@ def _listen(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-class _JsonAccess(AbstractAccessLogger):
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, t: float) -> None:
-        self.logger.info(json.dumps({"time": time.time(), "remote": request.remote, "method": request.method,
-                                     "path": request.path_qs, "status": response.status,
-                                     "bytes": response.body_length, "seconds": round(t, 6)}))
-
-
 async def _republisher(repo: Repo, every: float, within_ns: int, ctx: Ctx) -> None:
     while True:
         try:
@@ -71,10 +75,11 @@ async def _republisher(repo: Repo, every: float, within_ns: int, ctx: Ctx) -> No
 
 def _bind(host: str, port: int, port_file: str | None) -> socket.socket:
     """A listening socket; with ``port_file``, its port is written there (atomically) once it is
-    listening, so a script that waits for the file can connect at once."""
+    listening, so a script that waits for the file can connect at once (connections wait in the
+    backlog until a worker accepts them)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, backlog=128)
+        sock = socket.create_server((host, port), family=family, backlog=1024)
     except OSError as e:
         raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror}") from None
     if port_file:
@@ -84,27 +89,127 @@ def _bind(host: str, port: int, port_file: str | None) -> socket.socket:
     return sock
 
 
+def default_workers() -> int:
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:  # not installed for this platform: asyncio's own loop works too
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Namespace) -> None:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT, then finish requests under way (10 s)."""
+    if a.no_access_log:
+        sink = None
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
+    else:
+        sink = AccessSink(logging.getLogger("ipmirror.access"), json_lines=a.json)
+        runner = web.AppRunner(app, access_log=sink.logger, access_log_class=sink.logger_class(),
+                               shutdown_timeout=10)
+    await runner.setup()
+    try:
+        await web.SockSite(runner, sock).start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        if sink is not None:
+            sink.flush()
+
+
+def _worker(ctx: Ctx, sock: socket.socket, republish: bool) -> int:
+    a = ctx.args
+    with ctx.open_repo() as repo:  # opened here, in the worker: LMDB must not cross a fork
+        app = make_app(repo.gateway_backend(), GatewayConfig(public_url=a.public_url))
+        if republish:
+            async def start_bg(app: web.Application) -> None:
+                app["republisher"] = asyncio.create_task(
+                    _republisher(repo, a.republish_every, int(a.republish_within * 3600e9), ctx))
+
+            async def stop_bg(app: web.Application) -> None:
+                app["republisher"].cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await app["republisher"]
+
+            app.on_startup.append(start_bg)
+            app.on_cleanup.append(stop_bg)
+        with asyncio.Runner(loop_factory=_new_loop) as runner:
+            runner.run(_serve_app(app, sock, a))
+    return 0
+
+
+def _fork_worker(ctx: Ctx, sock: socket.socket, index: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)  # the parent's forwarding handler is not ours
+        code = _worker(ctx, sock, republish=index == 0)
+    except BaseException:
+        logging.getLogger("ipmirror.serve").exception("worker %d failed", index)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _supervise(ctx: Ctx, sock: socket.socket, n: int) -> int:
+    live: set[int] = set()
+    stopping = False
+
+    def stop(signum: int = signal.SIGTERM, frame: object = None) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in live:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for i in range(n):
+            live.add(_fork_worker(ctx, sock, i))
+    except OSError as e:
+        ctx.warn(f"cannot start worker: {e.strerror}")
+        stop()
+    sock.close()  # the workers accept; the parent only waits
+    code = 0 if live and not stopping else 1
+    while live:
+        pid, status = os.wait()
+        live.discard(pid)
+        rc = os.waitstatus_to_exitcode(status)
+        if not stopping:
+            ctx.warn(f"worker {pid} exited ({rc}); stopping the others")
+            code = 1
+            stop()
+        elif rc not in (0, -signal.SIGTERM, -signal.SIGINT):
+            code = 1
+    return code
+
+
 def serve(ctx: Ctx) -> int:
     a = ctx.args
     host, port = _listen(a.listen)
+    n = default_workers() if a.workers is None else a.workers
+    if n < 1:
+        raise InvalidInput("--workers must be at least 1")
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     with ctx.open_repo() as repo:
-        app = make_app(repo.gateway_backend(), GatewayConfig(public_url=a.public_url))
-
-        async def start_bg(app: web.Application) -> None:
-            app["republisher"] = asyncio.create_task(
-                _republisher(repo, a.republish_every, int(a.republish_within * 3600e9), ctx))
-
-        async def stop_bg(app: web.Application) -> None:
-            app["republisher"].cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await app["republisher"]
-
-        app.on_startup.append(start_bg)
-        app.on_cleanup.append(stop_bg)
-        access = None if a.no_access_log else logging.getLogger("ipmirror.access")
-        sock = _bind(host, port, a.port_file)
-        web.run_app(app, sock=sock, access_log=access,
-                    access_log_class=_JsonAccess if a.json else AccessLogger,
-                    print=lambda msg: ctx.warn(msg.strip()), shutdown_timeout=10, handle_signals=True)
-    return 0
+        repo.gateway_backend()  # makes the node key once, before any worker could race to
+    sock = _bind(host, port, a.port_file)
+    bound = sock.getsockname()
+    ctx.warn(f"serving on http://{host if ':' not in host else f'[{host}]'}:{bound[1]} "
+             f"({n} worker{'s' if n > 1 else ''})")
+    if n == 1:
+        with sock:
+            return _worker(ctx, sock, republish=True)
+    return _supervise(ctx, sock, n)

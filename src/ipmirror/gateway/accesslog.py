@@ -1,0 +1,90 @@
+"""A cheap access log: one line per request, written to a logger in batches.
+
+Usage::
+
+    sink = AccessSink(logging.getLogger("ipmirror.access"), json_lines=False)
+    runner = web.AppRunner(app, access_log=sink.logger, access_log_class=sink.logger_class())
+    ...
+    sink.flush()  # at shutdown (the app's on_cleanup)
+
+aiohttp's own ``AccessLogger`` interprets a format string and makes one logging call (one
+``write`` on stderr) per request: measured ~55 µs a request, as much as serving a small file.
+Here a line is one f-string (the same text as aiohttp's default format, or a JSON object), and
+lines go to the logger joined, at most ``MAX_DELAY`` seconds or ``MAX_LINES`` lines late.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Final
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+MAX_LINES: Final = 256
+MAX_DELAY: Final = 0.5  # seconds
+
+
+class AccessSink:
+    """The lines of one process (aiohttp makes an access logger per connection, all feed this)."""
+
+    def __init__(self, logger: logging.Logger, json_lines: bool = False) -> None:
+        self.logger = logger
+        self.json_lines = json_lines
+        self._lines: list[str] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._second = -1
+        self._stamp = ""
+
+    def stamp(self, t: float) -> str:
+        """``[22/Nov/2026:05:58:10 +0000]`` (local time, as aiohttp), formatted once a second."""
+        s = int(t)
+        if s != self._second:
+            self._second = s
+            self._stamp = time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(s))
+        return self._stamp
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+        if len(self._lines) >= MAX_LINES:
+            self.flush()
+        elif self._timer is None:
+            try:
+                self._timer = asyncio.get_running_loop().call_later(MAX_DELAY, self.flush)
+            except RuntimeError:  # no loop (not expected in a server): write at once
+                self.flush()
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._lines:
+            text = "\n".join(self._lines)
+            self._lines = []
+            self.logger.info(text)
+
+    def logger_class(self) -> type[AbstractAccessLogger]:
+        sink = self
+
+        class Access(AbstractAccessLogger):
+            def log(self, request: web.BaseRequest, response: web.StreamResponse, t: float) -> None:
+                now = time.time()
+                if sink.json_lines:
+                    sink.add(json.dumps({"time": now, "remote": request.remote, "method": request.method,
+                                         "path": request.path_qs, "status": response.status,
+                                         "bytes": response.body_length, "seconds": round(t, 6)}))
+                    return
+                v = request.version
+                h = request.headers
+                sink.add(f'{request.remote or "-"} {sink.stamp(now - t)} "{request.method} {request.path_qs} '
+                         f'HTTP/{v.major}.{v.minor}" {response.status} {response.body_length} '
+                         f'"{h.get("Referer", "-")}" "{h.get("User-Agent", "-")}"')
+
+            @property
+            def enabled(self) -> bool:
+                return sink.logger.isEnabledFor(logging.INFO)
+
+        return Access

@@ -1,0 +1,147 @@
+"""``ipmirror serve --workers N``: several processes accept on one socket, stop together, see new
+versions written by other processes, and only one of them republishes; and the small-file path
+(answered from memory) agrees with the streamed one.
+
+Each test starts its own server (a real process tree on 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from _serve import Server, run_cli, serve
+
+
+@dataclass
+class Site:
+    repo: Path
+    tree: Path
+    files: dict[str, bytes]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    tmp = tmp_path_factory.mktemp("workers")
+    repo, tree = tmp / "repo", tmp / "site"
+    rnd = random.Random(7)
+    files = {f"f{i:02d}.bin": rnd.randbytes(rnd.randrange(1, 64 << 10)) for i in range(40)}
+    for name, content in files.items():
+        (tree / name).parent.mkdir(parents=True, exist_ok=True)
+        (tree / name).write_bytes(content)
+    run_cli(repo, "mirror", "add", "site", tree)
+    run_cli(repo, "mirror", "sync", "site")
+    yield Site(repo, tree, files)
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def wait_workers(srv: Server, n: int, timeout: float = 20) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while len(kids := children(srv.proc.pid)) != n:
+        assert time.monotonic() < deadline, f"expected {n} workers, have {kids}"
+        time.sleep(0.05)
+    return kids
+
+
+def gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def fetch_all(srv: Server, paths: list[str]) -> list[tuple[int, bytes]]:
+    """Each path on its own connection, 16 at a time."""
+    with ThreadPoolExecutor(16) as pool:
+        return [(r.status, r.body) for r in pool.map(srv.get, paths)]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_workers_share_the_port_and_stop_together(site: Site, tmp_path: Path, sig: int) -> None:
+    with serve(site.repo, tmp_path, "--workers", "3") as srv:
+        kids = wait_workers(srv, 3)
+        names = sorted(site.files) * 5
+        replies = fetch_all(srv, [f"/ipns/site/{n}" for n in names])
+        for (status, body), name in zip(replies, names, strict=True):
+            assert status == 200 and body == site.files[name], (name, status)
+        srv.proc.send_signal(sig)
+        assert srv.proc.wait(20) == 0, srv.log_text()
+    assert all(gone(k) for k in kids), kids
+    assert "serving on http://127.0.0.1:" in srv.log_text() and "(3 workers)" in srv.log_text()
+
+
+def test_a_dead_worker_stops_the_service(site: Site, tmp_path: Path) -> None:
+    """No half-service: one worker killed, the others are stopped and the parent exits 1 (for a
+    service manager to restart it whole)."""
+    with serve(site.repo, tmp_path, "--workers", "2") as srv:
+        kids = wait_workers(srv, 2)
+        os.kill(kids[0], signal.SIGKILL)
+        assert srv.proc.wait(20) == 1
+        assert all(gone(k) for k in kids)
+        assert "stopping the others" in srv.log_text()
+
+
+def test_every_worker_serves_a_version_synced_by_another_process(site: Site, tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "v.txt").write_bytes(b"one\n")
+    run_cli(site.repo, "mirror", "add", "moving", tree)
+    run_cli(site.repo, "mirror", "sync", "moving")
+    with serve(site.repo, tmp_path / "srv", "--workers", "2") as srv:
+        wait_workers(srv, 2)
+        assert {r for r in fetch_all(srv, ["/ipns/moving/v.txt"] * 32)} == {(200, b"one\n")}
+        (tree / "v.txt").write_bytes(b"two, longer\n")
+        os.utime(tree / "v.txt", (time.time() - 10, time.time() - 10))  # not "racily clean"
+        v2 = json.loads(run_cli(site.repo, "mirror", "sync", "moving", "--json"))["root"]
+        replies = fetch_all(srv, ["/ipns/moving/v.txt"] * 32)
+        assert set(replies) == {(200, b"two, longer\n")}, replies[:3]
+        r = srv.get("/ipns/moving/v.txt")
+        assert r.header("X-Ipfs-Roots").split(",")[0] == v2
+
+
+def test_only_one_worker_republishes(site: Site, tmp_path: Path) -> None:
+    # every local record expires within 10^6 hours: each check re-signs all of them, once
+    with serve(site.repo, tmp_path, "--workers", "3", "--republish-within", "1000000") as srv:
+        wait_workers(srv, 3)
+        deadline = time.monotonic() + 20
+        while "republished" not in srv.log_text():
+            assert time.monotonic() < deadline, srv.log_text()
+            time.sleep(0.1)
+        time.sleep(1.5)  # time for a second worker to do the same, if one did
+        names = re.findall(r"republished (\S+) ->", srv.log_text())
+    assert names and len(names) == len(set(names)), names
+
+
+def test_small_multi_block_files_from_memory(site: Site, tmp_path: Path) -> None:
+    """A file of many small blocks below the in-memory limit: whole, ranges and HEAD agree with
+    the bytes (the same answers the streamed path gives, see test_gateway_path)."""
+    content = random.Random(3).randbytes(100_000)
+    (tmp_path / "m.bin").write_bytes(content)
+    cid = run_cli(site.repo, "add", "-Q", "--chunker", "size-1024", "--max-links", "4",
+                  tmp_path / "m.bin").strip()
+    with serve(site.repo, tmp_path / "srv", "--workers", "1") as srv:
+        r = srv.get(f"/ipfs/{cid}")
+        assert r.status == 200 and r.body == content and r.header("Content-Length") == "100000"
+        r = srv.get(f"/ipfs/{cid}", {"Range": "bytes=5000-70000"})
+        assert r.status == 206 and r.body == content[5000:70001]
+        assert r.header("Content-Range") == "bytes 5000-70000/100000"
+        r = srv.request("HEAD", f"/ipfs/{cid}")
+        assert r.status == 200 and r.body == b"" and r.header("Content-Length") == "100000"
+        again = srv.get(f"/ipfs/{cid}", {"If-None-Match": r.header("ETag")})
+        assert again.status == 304
