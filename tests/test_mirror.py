@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CLI
+from ipmirror.mirror import sync as sync_mod
 from ipmirror.mirror.db import MirrorDB
 from ipmirror.mirror.manager import Mirrors
 from ipmirror.store import gc
@@ -146,13 +148,16 @@ class Stop(Exception):
     pass
 
 
-def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["c", "python"])
+def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path, kind: str) -> None:
     """A sync that stops after its k-th event (records of finished directories committed, the
     version not written) followed by a full sync gives the root of a full add, for every k: the
     next sync never trusts a directory node that the interrupted one may have made stale."""
     e = Env(tmp_path)
     e.mirrors = Mirrors(e.db, e.store, batch_bytes=1)  # commit (and flush the index) at every block
     rng = random.Random(7)
+    restore = contextlib.ExitStack()
+    restore.enter_context(scanner(kind))
     try:
         for i in range(40):
             write(e.dir / f"a{i % 2}" / f"b{i % 4}" / f"f{i}", rng.randbytes(100))
@@ -181,6 +186,7 @@ def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path) -> None:
         assert stopped >= 6
         assert gc.verify(e.store).ok
     finally:
+        restore.close()
         e.close()
 
 
@@ -228,10 +234,29 @@ def apply(root: Path, op: tuple[str, str, object]) -> None:
         pass
 
 
+@contextlib.contextmanager
+def scanner(kind: str) -> Iterator[None]:
+    """Run syncs with the C directory scanner (``c``) or the pure-Python path (``python``)."""
+    saved = sync_mod._scan
+    if kind == "python":
+        sync_mod._scan = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sync_mod._scan = saved
+
+
+def test_c_scanner_is_built() -> None:
+    """`pip install` builds mirror/_scan.c here (a machine without a compiler falls back to
+    Python; the tests must exercise both)."""
+    assert sync_mod._scan is not None
+
+
+@pytest.mark.parametrize("kind", ["c", "python"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.lists(OPS, min_size=1, max_size=6), min_size=1, max_size=4))
-def test_synced_root_equals_full_add(steps: list[list[tuple[str, str, object]]]) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
+def test_synced_root_equals_full_add(kind: str, steps: list[list[tuple[str, str, object]]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, scanner(kind):
         e = Env(Path(tmp))
         try:
             for batch in steps:
@@ -371,3 +396,45 @@ def test_mirror_keys_and_names(cli: CLI, tmp_path: Path) -> None:
     assert cli("name", "resolve", "other").text.strip() == f"/ipfs/{other}"  # by mirror name
     r = cli("mirror", "add", "bad.name", src, check=False)
     assert r.rc == 1 and "invalid mirror name" in r.err
+
+
+# -- the C scanner -----------------------------------------------------------------------------
+
+def test_c_scanner_sorts_out_unchanged_files(tmp_path: Path) -> None:
+    from ipmirror.codec.cid import CID
+    from ipmirror.mirror.db import Rec
+    scan = sync_mod._scan
+    if scan is None:
+        pytest.fail("the C scanner is not built")
+    d = tmp_path / "d"
+    d.mkdir()
+    cid = CID.parse("bafkreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+    names = ["same", "racy", "newer-gen", "changed", "new", ".hidden", "sub", "link", "was-dir"]
+    for n in names:
+        if n == "sub":
+            (d / n).mkdir()
+        elif n == "link":
+            (d / n).symlink_to("same")
+        else:
+            (d / n).write_bytes(b"x" * 10)
+    (d / os.fsdecode(b"\xff-latin1")).write_bytes(b"y")
+    age(*(d / n for n in names if n != "link"), d / os.fsdecode(b"\xff-latin1"))
+    os.utime(d / "racy", ns=(time.time_ns(), time.time_ns()))
+
+    def rec(n: str, scan_ns: int | None = None, gen: int = 1, kind: bytes = b"f") -> bytes:
+        st = os.lstat(d / n)
+        return Rec(kind, cid, 10, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns, st.st_mode,
+                   scan_ns if scan_ns is not None else time.time_ns(), gen).pack()
+
+    prev = {b"same": rec("same"), b"racy": rec("racy", scan_ns=os.lstat(d / "racy").st_mtime_ns),
+            b"newer-gen": rec("newer-gen", gen=2), b"changed": rec("changed"), b"link": rec("same"),
+            b"was-dir": rec("was-dir", kind=b"d"), b".hidden": rec(".hidden"),
+            b"\xff-latin1": rec(os.fsdecode(b"\xff-latin1"))}
+    (d / "changed").write_bytes(b"z" * 11)
+    reused, nbytes, rest = scan.scan(os.fsencode(d), prev, False, 1, sync_mod.RACY_NS)
+    assert sorted(reused) == [b"same", b"\xff-latin1"] and nbytes == 11
+    assert sorted(rest) == sorted([b"racy", b"newer-gen", b"changed", b"new", b"sub", b"link", b"was-dir"])
+    reused, _n, rest = scan.scan(os.fsencode(d), prev, True, 1, sync_mod.RACY_NS)
+    assert b".hidden" in reused
+    with pytest.raises(FileNotFoundError):
+        scan.scan(os.fsencode(tmp_path / "missing"), {}, False, 0, 0)

@@ -41,6 +41,11 @@ from ipmirror.unixfs.importer import Added, AddOptions, DirMemo, Importer
 from ipmirror.unixfs.nodes import Entry
 from ipmirror.unixfs.profile import resolve
 
+try:  # the C scanner (setup.py builds it; without a compiler the same rules run in Python)
+    from ipmirror.mirror import _scan
+except ImportError:  # pragma: no cover - depends on the build
+    _scan = None  # type: ignore[assignment]
+
 RACY_NS = 2_000_000_000  # 2 s: coarse file-system timestamps and clock skew
 
 
@@ -132,6 +137,12 @@ class _DirMemo:
 
     def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
         return [(n, r[0] == 0x64) for n, r in self.prev.items() if n not in present]
+
+    def scan(self, path: bytes, hidden: bool) -> tuple[list[bytes], int, list[bytes]] | None:
+        m = self.memo
+        if _scan is None or m.checksum:
+            return None
+        return _scan.scan(path, self.prev, hidden, m.completed_gen, RACY_NS)
 
 
 class IndexMemo:

@@ -139,6 +139,12 @@ class DirMemo(Protocol):
         """Names (and whether each was a directory) that the earlier scan had and are gone."""
         ...
 
+    def scan(self, path: bytes, hidden: bool) -> tuple[list[bytes], int, list[bytes]] | None:
+        """List directory ``path`` and sort out its unchanged files in one go: (names of the
+        files ``file`` would vouch for, their bytes, every other name); None: not available
+        (the importer stats and asks about each entry itself)."""
+        ...
+
 
 class TreeMemo(Protocol):
     def begin_dir(self, rel: str) -> DirMemo:
@@ -331,36 +337,44 @@ class Importer:
              path: str, rel: str, st: os.stat_result, parent: DirMemo | None,
              name_in_parent: bytes) -> tuple[Entry, bool]:
         """Import a directory; returns its entry and whether it is unchanged from the memo's scan."""
-        try:
-            with os.scandir(os.fsencode(path)) as it:
-                items = sorted(it, key=lambda d: d.name)
-        except OSError as e:
-            raise ImportError_(f"{path}: {e.strerror}") from None
         memo = self._memo.begin_dir(rel) if self._memo is not None else None
-        children: list[tuple[bytes, Entry]] = []
-        reused: list[bytes] = []  # files the memo vouched for; entries made only if rebuilding
-        changed: list[bytes] = []  # names whose entry is (or may be) new
-        files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
-        subdirs: list[tuple[bytes, str, str, os.stat_result]] = []
-        # This loop is the whole cost of a no-op mirror sync: keep per-entry work minimal.
+        bpath = os.fsencode(path)
         hidden = self.options.hidden
         exclude = self.options.exclude
         report_reused = self._report_reused
+        reused: list[bytes] = []  # files the memo vouched for; entries made only if rebuilding
+        reused_bytes = 0
+        try:
+            fast = None
+            if memo is not None and not exclude and not report_reused:
+                fast = memo.scan(bpath, hidden)
+            if fast is not None:  # the memo sorted out the unchanged files itself
+                reused, reused_bytes, rest = fast
+                items: list[tuple[bytes, os.DirEntry[bytes] | None]] = [(n, None) for n in sorted(rest)]
+            else:
+                with os.scandir(bpath) as it:
+                    items = [(d.name, d) for d in sorted(it, key=lambda d: d.name)]
+        except OSError as e:
+            raise ImportError_(f"{path}: {e.strerror}") from None
+        children: list[tuple[bytes, Entry]] = []
+        changed: list[bytes] = []  # names whose entry is (or may be) new
+        files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
+        subdirs: list[tuple[bytes, str, str, os.stat_result]] = []
+        # Without a memo scan this loop is the whole cost of a no-op mirror sync: keep per-entry
+        # work minimal.
         abort = self._abort
         isreg, isdir, islnk = statmod.S_ISREG, statmod.S_ISDIR, statmod.S_ISLNK
-        reused_bytes = 0
-        for d in items:
+        for name, d in items:
             if abort.is_set():
                 raise _Abort
-            name: bytes = d.name
             if not hidden and name[:1] == b".":
                 continue
             if exclude and self.options.excluded(os.fsdecode(name), _below_root(rel, name)):
                 continue
             try:
-                dst = d.stat(follow_symlinks=False)
+                dst = d.stat(follow_symlinks=False) if d is not None else os.lstat(os.path.join(bpath, name))
             except FileNotFoundError:
-                self._warn(f"{os.fsdecode(d.path)}: vanished during add, skipped")
+                self._warn(f"{os.fsdecode(os.path.join(bpath, name))}: vanished during add, skipped")
                 continue
             fmt = dst.st_mode
             if memo is not None and isreg(fmt):
@@ -371,7 +385,7 @@ class Importer:
                     if report_reused:
                         self._emit(rel + "/" + os.fsdecode(name), memo.entry(name), "file", dst, reused=True)
                     continue
-            sub = os.fsdecode(d.path)
+            sub = os.fsdecode(os.path.join(bpath, name))
             subrel = rel + "/" + os.fsdecode(name)
             if isreg(fmt):
                 inflight.acquire()
