@@ -190,19 +190,29 @@ class MirrorDB:
             t.put(_mid(mid) + v.number.to_bytes(4, "big"), v.to_json(), db=self.db_versions)
 
     # -- index ----------------------------------------------------------------------------------
-    def children_raw(self, mid: int, dirpath: bytes) -> dict[bytes, bytes]:
+    def children_raw(self, mid: int, dirpath: bytes, txn: Any = None) -> dict[bytes, bytes]:
         """The packed records of one directory's children (unpack lazily: a no-op sync only
-        needs the stat fields of each)."""
+        needs the stat fields of each). ``txn``: a read transaction from :meth:`snapshot` to
+        read many directories from one snapshot (no transaction set-up per directory)."""
         p = index_key(mid, dirpath, b"")
         n = len(p)
         out: dict[bytes, bytes] = {}
-        with self.env.begin() as t, t.cursor(db=self.db_index) as cur:
-            if cur.set_range(p):
-                for k, v in cur:
-                    if not k.startswith(p):
-                        break
-                    out[k[n:]] = v
+        t = txn if txn is not None else self.env.begin()
+        try:
+            with t.cursor(db=self.db_index) as cur:
+                if cur.set_range(p):
+                    for k, v in cur:
+                        if not k.startswith(p):
+                            break
+                        out[k[n:]] = v
+        finally:
+            if txn is None:
+                t.abort()
         return out
+
+    def snapshot(self) -> Any:
+        """A read transaction (``abort()`` it when done); it sees the state when it began."""
+        return self.env.begin()
 
     def children(self, mid: int, dirpath: bytes) -> dict[bytes, Rec]:
         return {k: Rec.unpack(v) for k, v in self.children_raw(mid, dirpath).items()}

@@ -31,6 +31,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
@@ -156,14 +157,26 @@ class IndexMemo:
         self.checksum = checksum
         self.present = present
         self.get = get
+        self._txn: Any = None
         self.unprotected: set[CID] = set()  # reused from an incomplete sync: stage before pinning
 
     def begin_dir(self, rel: str) -> DirMemo:
         _top, _, rest = rel.partition("/")
-        return _DirMemo(self, self.db.children_raw(self.mid, os.fsencode(rest)))
+        return _DirMemo(self, self.db.children_raw(self.mid, os.fsencode(rest), self._snapshot()))
 
     def top(self) -> DirMemo:
-        return _DirMemo(self, self.db.children_raw(self.mid, ROOT_DIR))
+        return _DirMemo(self, self.db.children_raw(self.mid, ROOT_DIR, self._snapshot()))
+
+    def _snapshot(self) -> Any:
+        """One read transaction for the whole walk: the index as the sync found it."""
+        if self._txn is None:
+            self._txn = self.db.snapshot()
+        return self._txn
+
+    def close(self) -> None:
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
 
 
 @dataclass
@@ -217,7 +230,10 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
 
         imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo,
                        ref_sink=s.put_ref if mirror.nocopy else None, report_reused=False)
-        (root,) = imp.add_paths([mirror.dir])
+        try:
+            (root,) = imp.add_paths([mirror.dir])
+        finally:
+            memo.close()
         tally.files += imp.reused_files
         tally.nbytes += imp.reused_bytes
         for cid in memo.unprotected:  # reused from a sync that never completed: not pinned yet
