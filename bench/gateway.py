@@ -3,15 +3,15 @@
 Usage::
 
     python bench/gateway.py [--runs 3] [--duration 20] [--connections 64] [--big-mb 1024]
-                            [--small-files 2000] [--profile-s 10] [--json OUT]
+                            [--small-files 2000] [--profile-s 10] [--workers N] [--json OUT]
 
 Steps (see bench/README.md); everything listens on 127.0.0.1 only:
 
 1. Data in ``bench/out/gw-data`` (generated once, reused when sizes match): ``big.bin`` (random
    bytes, ``--big-mb`` MiB) and ``small/NNNN.bin`` (``--small-files`` files of 1-64 KiB, random
    bytes, seed 1). The directory is added with ``ipmirror add -Q`` into a fresh repository
-   (``bench/out/gw-repo``), which ``ipmirror serve --no-access-log`` serves. nginx (found on
-   PATH; ``apt-get install nginx-light wrk`` if missing) is started by this script with a private
+   (``bench/out/gw-repo``), which ``ipmirror serve --no-access-log [--workers N]`` serves. nginx
+   (found on PATH; ``apt-get install nginx-light wrk`` if missing) is started by this script with a private
    config (prefix ``bench/out/gw-nginx``, ``daemon off``, 2 workers, ``sendfile on``,
    ``access_log off``) whose ``location /ipfs/<root>/`` is an ``alias`` of the data directory, so
    both servers answer the very same URLs. Both are stopped by PID at the end.
@@ -19,12 +19,15 @@ Steps (see bench/README.md); everything listens on 127.0.0.1 only:
    Python socket reader, 1 MiB ``recv_into``, body length checked); (b) ``wrk -t2 -c64`` for
    ``--duration`` s cycling through the small-file URLs (closed loop: req/s, p50, p99); after all
    rounds, (c) both servers at the same paced rate, half of ipmirror's median req/s from (b):
-   ``wrk`` with a Lua ``delay()`` of connections/rate per request on every connection.
-3. ``ipmirror serve``'s RssAnon and VmHWM are polled every 20 ms for the whole run. Each
+   ``wrk`` with ``--paced-connections`` (256), each waiting a random (exponential) think time of
+   mean connections/rate before every request. That is still a closed loop (wrk has no clock in
+   Lua), but with think times far above the latency the offered rate stays close to the target.
+3. ``ipmirror serve``'s RssAnon and VmHWM (summed over its workers) are polled every 20 ms. Each
    measurement records the CPU used by the server, and by other processes (machine busy CPU from
    /proc/stat minus this script, its children and the server).
 4. With ``--profile-s N`` (default 10; 0 disables), an extra, unscored small-file run is recorded
-   with ``py-spy record -f raw`` attached to the serve process; the top functions are printed.
+   with ``py-spy record --subprocesses -f raw`` attached to serve and its workers; the top
+   functions are printed.
 
 Targets: big-file bytes/s >= 0.5x nginx; small-file req/s >= 0.25x nginx (both required; exit
 status 1 if missed). Paced latencies are reported, not scored.
@@ -77,7 +80,8 @@ function request()
   return wrk.format("GET", paths[i])
 end
 if pace_ms > 0 then
-  function delay() return pace_ms end
+  -- exponential think times (mean pace_ms): connections drift apart instead of sending in bursts
+  function delay() return -math.log(1 - math.random()) * pace_ms end
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -184,11 +188,12 @@ def proc_cpu_s(pid: int) -> float:
 
 
 class MemPoller:
-    """Polls /proc/PID/status and keeps the maxima of RssAnon and VmHWM (kB); ``mark()`` starts a
-    new phase whose own maxima are returned by ``phase()``."""
+    """Polls /proc/PID/status of PID and its descendants (serve's workers) and keeps the maxima of
+    the sums of RssAnon and VmHWM (kB); ``mark()`` starts a new phase whose own maxima are kept in
+    ``phase_rss_anon_kb``."""
 
     def __init__(self, pid: int) -> None:
-        self.path = f"/proc/{pid}/status"
+        self.pid = pid
         self.rss_anon_kb = 0
         self.vm_hwm_kb = 0
         self.phase_rss_anon_kb = 0
@@ -198,17 +203,22 @@ class MemPoller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                text = Path(self.path).read_text()
-            except OSError:
+            if not Path(f"/proc/{self.pid}").exists():
                 return
-            for line in text.splitlines():
-                if line.startswith("RssAnon:"):
-                    v = int(line.split()[1])
-                    self.rss_anon_kb = max(self.rss_anon_kb, v)
-                    self.phase_rss_anon_kb = max(self.phase_rss_anon_kb, v)
-                elif line.startswith("VmHWM:"):
-                    self.vm_hwm_kb = max(self.vm_hwm_kb, int(line.split()[1]))
+            rss = hwm = 0
+            for p in proc_tree(self.pid):
+                try:
+                    text = Path(f"/proc/{p}/status").read_text()
+                except OSError:
+                    continue
+                for line in text.splitlines():
+                    if line.startswith("RssAnon:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("VmHWM:"):
+                        hwm += int(line.split()[1])
+            self.rss_anon_kb = max(self.rss_anon_kb, rss)
+            self.phase_rss_anon_kb = max(self.phase_rss_anon_kb, rss)
+            self.vm_hwm_kb = max(self.vm_hwm_kb, hwm)
             self._stop.wait(POLL_S)
 
     def mark(self) -> None:
@@ -281,13 +291,14 @@ http {{
     return Server("nginx", proc, port)
 
 
-def start_ipmirror(ipm: str, repo: Path) -> Server:
+def start_ipmirror(ipm: str, repo: Path, workers: int | None) -> Server:
     port_file = OUT / "gw-serve.port"
     port_file.unlink(missing_ok=True)
     env = dict(os.environ, IPMIRROR_PATH=str(repo))
     err = open(OUT / "gw-serve.err", "wb")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen([ipm, "serve", "--listen", "127.0.0.1:0", "--port-file", str(port_file),
-                             "--no-access-log"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+                             "--no-access-log", *(["--workers", str(workers)] if workers else [])],
+                            env=env, stdout=subprocess.DEVNULL, stderr=err)
     end = time.monotonic() + 30
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > end:
@@ -424,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--big-mb", type=int, default=1024, help="size of big.bin, MiB (1024)")
     ap.add_argument("--small-files", type=int, default=2000, help="number of 1-64 KiB files (2000)")
     ap.add_argument("--profile-s", type=int, default=10, help="py-spy record seconds, 0 = off (10)")
+    ap.add_argument("--paced-connections", type=int, default=256,
+                    help="wrk connections of the paced run (256): with many, each waits long between "
+                         "requests, so the achieved rate stays near the target whatever the latency")
+    ap.add_argument("--workers", type=int, help="ipmirror serve --workers (default: serve's own)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write raw numbers to OUT")
     a = ap.parse_args(argv)
 
@@ -448,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     paths_file.write_text("".join(f"/ipfs/{root}/{p}\n" for p in rels))
     read_all(DATA)  # warm the page cache for nginx
 
-    servers = {"nginx": start_nginx(nginx, root), "ipmirror": start_ipmirror(ipm, repo)}
+    servers = {"nginx": start_nginx(nginx, root), "ipmirror": start_ipmirror(ipm, repo, a.workers)}
     ipm_srv = servers["ipmirror"]
     assert ipm_srv.poller is not None
     big: dict[str, list[Sample]] = {k: [] for k in servers}
@@ -489,14 +504,15 @@ def main(argv: list[str] | None = None) -> int:
                     f"p99 {w['p99_us'] / 1e3:.2f} ms errors {w['errors']:.0f} "
                     f"server CPU {w['server_cpu_s']:.1f}s others {w['others_cpu_s']:.1f}s")
         rate = med([s.value for s in small["ipmirror"]]) / 2
-        pace_ms = a.connections / rate * 1000
+        pace_ms = a.paced_connections / rate * 1000
         paced_lua = OUT / "gw-paced.lua"
         paced_lua.write_text(WRK_LUA % {"paths": paths_file, "pace_ms": f"{pace_ms:.3f}"})
-        log(f"paced: target {rate:.0f} req/s = {a.connections} connections x delay {pace_ms:.1f} ms")
+        log(f"paced: target {rate:.0f} req/s = {a.paced_connections} connections x mean delay "
+            f"{pace_ms:.1f} ms")
         for srv in servers.values():
             ipm_srv.poller.mark()
             with Cpu(srv) as c:
-                w = run_wrk(wrk, srv.port, paced_lua, a.connections, a.duration)
+                w = run_wrk(wrk, srv.port, paced_lua, a.paced_connections, a.duration)
                 w.update(c.result())
             rss_phase["paced"] = max(rss_phase["paced"], ipm_srv.poller.phase_rss_anon_kb)
             w["target_rps"] = rate
@@ -506,8 +522,8 @@ def main(argv: list[str] | None = None) -> int:
         spy = Path(sys.executable).with_name("py-spy")
         if a.profile_s > 0 and spy.exists():
             raw = OUT / "gw-pyspy.txt"
-            sp = subprocess.Popen([str(spy), "record", "-d", str(a.profile_s), "-r", "100", "-p",
-                                   str(ipm_srv.pid), "-o", str(raw), "-f", "raw"],
+            sp = subprocess.Popen([str(spy), "record", "--subprocesses", "-d", str(a.profile_s), "-r", "100",
+                                   "-p", str(ipm_srv.pid), "-o", str(raw), "-f", "raw"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
             run_wrk(wrk, ipm_srv.port, closed_lua, a.connections, a.profile_s)
