@@ -145,3 +145,14 @@ def test_small_multi_block_files_from_memory(site: Site, tmp_path: Path) -> None
         assert r.status == 200 and r.body == b"" and r.header("Content-Length") == "100000"
         again = srv.get(f"/ipfs/{cid}", {"If-None-Match": r.header("ETag")})
         assert again.status == 304
+
+
+def test_workers_do_not_outlive_a_killed_parent(site: Site, tmp_path: Path) -> None:
+    with serve(site.repo, tmp_path, "--workers", "2") as srv:
+        kids = wait_workers(srv, 2)
+        srv.proc.kill()
+        srv.proc.wait()
+        deadline = time.monotonic() + 15
+        while not all(gone(k) for k in kids):
+            assert time.monotonic() < deadline, "workers still running after their parent died"
+            time.sleep(0.1)

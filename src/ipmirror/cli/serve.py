@@ -2,8 +2,9 @@
 IPNS records of local keys well before they expire.
 
 With ``--workers N`` (N > 1) the parent binds the socket, forks N workers that all accept on it,
-and only supervises: it forwards SIGTERM/SIGINT to them and waits; if one dies, it stops the
-others and exits 1 (a service manager restarts the lot). Rules:
+and only supervises: it forwards SIGTERM/SIGINT/SIGHUP to them and waits; if one dies, it stops
+the others and exits 1 (a service manager restarts the lot); if the parent dies, the workers notice
+within a second and stop. Rules:
 
 1. No LMDB environment crosses a fork: the parent opens the repository only to make the node key,
    and closes it before forking; every worker opens its own.
@@ -101,8 +102,10 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Namespace) -> None:
-    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT, then finish requests under way (10 s)."""
+async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Namespace,
+                     parent: int | None) -> None:
+    """Serve ``app`` on ``sock`` until SIGTERM or SIGINT (or, with ``parent``, until that process
+    is gone), then finish requests under way (10 s)."""
     if a.no_access_log:
         sink = None
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
@@ -117,6 +120,8 @@ async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Name
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        if parent is not None:
+            _watch_parent(loop, parent, stop)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -124,7 +129,16 @@ async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Name
             sink.flush()
 
 
-def _worker(ctx: Ctx, sock: socket.socket, republish: bool) -> int:
+def _watch_parent(loop: asyncio.AbstractEventLoop, parent: int, stop: asyncio.Event) -> None:
+    """Stop once the supervising parent is gone (killed with SIGKILL, say): no orphan workers
+    holding the port."""
+    if os.getppid() != parent:
+        stop.set()
+    else:
+        loop.call_later(1.0, _watch_parent, loop, parent, stop)
+
+
+def _worker(ctx: Ctx, sock: socket.socket, republish: bool, parent: int | None = None) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:  # opened here, in the worker: LMDB must not cross a fork
         app = make_app(repo.gateway_backend(), GatewayConfig(public_url=a.public_url))
@@ -141,19 +155,20 @@ def _worker(ctx: Ctx, sock: socket.socket, republish: bool) -> int:
             app.on_startup.append(start_bg)
             app.on_cleanup.append(stop_bg)
         with asyncio.Runner(loop_factory=_new_loop) as runner:
-            runner.run(_serve_app(app, sock, a))
+            runner.run(_serve_app(app, sock, a, parent))
     return 0
 
 
 def _fork_worker(ctx: Ctx, sock: socket.socket, index: int) -> int:
+    parent = os.getpid()
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)  # the parent's forwarding handler is not ours
-        code = _worker(ctx, sock, republish=index == 0)
+        code = _worker(ctx, sock, republish=index == 0, parent=parent)
     except BaseException:
         logging.getLogger("ipmirror.serve").exception("worker %d failed", index)
     finally:
@@ -165,6 +180,7 @@ def _fork_worker(ctx: Ctx, sock: socket.socket, index: int) -> int:
 def _supervise(ctx: Ctx, sock: socket.socket, n: int) -> int:
     live: set[int] = set()
     stopping = False
+    code = 0
 
     def stop(signum: int = signal.SIGTERM, frame: object = None) -> None:
         nonlocal stopping
@@ -173,16 +189,20 @@ def _supervise(ctx: Ctx, sock: socket.socket, n: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
         for i in range(n):
+            if stopping:
+                break
             live.add(_fork_worker(ctx, sock, i))
     except OSError as e:
         ctx.warn(f"cannot start worker: {e.strerror}")
+        code = 1
+        stopping = True
+    if stopping:  # a signal (or a failure) while forking: reach the workers forked since
         stop()
     sock.close()  # the workers accept; the parent only waits
-    code = 0 if live and not stopping else 1
     while live:
         pid, status = os.wait()
         live.discard(pid)
