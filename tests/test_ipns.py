@@ -494,6 +494,37 @@ def test_resolve_expired_record_is_an_error(repo: Path) -> None:
     assert exc.value.reason == "expired"
 
 
+def test_resolving_again_verifies_only_changed_records(repo: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """One ``Names`` resolving per request (as ``serve`` does): a record is verified once per
+    version of its file, a record stored by another process is seen at once, a remembered record
+    still expires, and a key replaced under the same name is read again."""
+    clock = Clock()
+    names = open_names(repo, clock)
+    first = names.keys.gen("k")
+    names.publish("k", "/ipfs/bafkqaaa", lifetime_ns=HOUR)
+    assert names.resolve("k") == "/ipfs/bafkqaaa"
+    checked: list[object] = []
+    real = ipns.validate
+
+    def counting(raw: bytes, name: PeerID, now: int) -> ipns.Record:
+        checked.append(name)
+        return real(raw, name, now)
+
+    monkeypatch.setattr(ipns, "validate", counting)
+    for _ in range(3):
+        assert names.resolve("k") == "/ipfs/bafkqaaa"
+    assert checked == []
+    open_names(repo, clock).publish("k", "/ipfs/bafkqaaa/next", lifetime_ns=HOUR)  # another process
+    assert names.resolve("k") == "/ipfs/bafkqaaa/next" and len(checked) == 1
+    clock.now += HOUR
+    with pytest.raises(InvalidRecord, match="expired"):
+        names.resolve("k")
+    names.keys.rm("k")
+    second = names.keys.gen("k")
+    assert names.keys.info("k").id == second.id != first.id
+
+
 def test_resolve_recursion_and_lookup(repo: Path) -> None:
     names = open_names(repo)
     a, b = names.keys.gen("a"), names.keys.gen("b")

@@ -213,6 +213,8 @@ class NodeBackend:
     def __init__(self, repo: Repo) -> None:
         self.repo = repo
         self._peer_id: PeerID | None = None
+        self._names = repo.names  # one for the backend's life: it remembers verified records
+        self._resolved: dict[tuple[str, str, int], Resolved] = {}  # (name, path, ttl) -> parsed
 
     def get(self, cid: CID) -> bytes:
         return self.repo.store.get(cid)
@@ -224,15 +226,23 @@ class NodeBackend:
         return self.repo.store.has(cid)
 
     def resolve_name(self, name: str) -> Resolved:
-        names = self.repo.names
+        names = self._names
         path = names.resolve(name, lookup=self.repo.mirror_lookup)
         ttl_ns = 60 * 1_000_000_000
         with contextlib.suppress(IpmirrorError):
             ttl_ns = names.record(name).ttl_ns
+        key = (name, path, ttl_ns)
+        hit = self._resolved.get(key)
+        if hit is not None:
+            return hit
         if not path.startswith("/ipfs/"):
             raise NotFound(f"/ipns/{name} points at {path}, which is not an /ipfs/ path", name)
         head, *rest = [p for p in path[len("/ipfs/"):].split("/") if p]
-        return Resolved(CID.parse(head), rest, max(0, ttl_ns // 1_000_000_000), None)
+        res = Resolved(CID.parse(head), rest, max(0, ttl_ns // 1_000_000_000), None)
+        if len(self._resolved) >= 1024:
+            self._resolved.clear()
+        self._resolved[key] = res
+        return res
 
     def ipns_name(self, name: str) -> PeerID:
         with contextlib.suppress(InvalidInput, UnsupportedFormat):

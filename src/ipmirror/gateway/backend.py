@@ -5,8 +5,10 @@ Usage::
     app = make_app(backend, GatewayConfig(...))
 
 Every method may block (LMDB page faults, no-copy file reads, record files): handlers call them
-through ``run_blocking`` so the event loop keeps serving other clients. The one exception is
-``get_stored``, which small-file responses call on the event loop (a few microseconds).
+through ``run_blocking`` so the event loop keeps serving other clients. The exceptions, called
+on the event loop because a thread-pool hop costs more than they do: ``get_stored`` (small-file
+responses; a few microseconds) and ``resolve_name`` (every /ipns/ request; a ``stat`` while the
+record is unchanged).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class Backend(Protocol):
     def has(self, cid: CID) -> bool: ...
 
     def resolve_name(self, name: str) -> Resolved:
-        """An IPNS name (k51…), local key name or mirror name; NotFound if unknown."""
+        """An IPNS name (k51…), local key name or mirror name; NotFound if unknown. Called on the
+        event loop: must stay cheap while nothing changed (no signature check per call)."""
         ...
 
     def ipns_name(self, name: str) -> PeerID:

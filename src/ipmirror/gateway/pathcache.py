@@ -92,22 +92,12 @@ def walk(get: Getter, nodes: NodeCache, root: CID, steps: list[str]) -> Walk:
     return Walk(cid, tuple(roots), (str(cid), ",".join(str(c) for c in roots)), _stat(get, nodes, cid))
 
 
-def _ipns(backend: Backend, paths: PathCache, nodes: NodeCache, name: str,
-          rest: list[str]) -> tuple[Walk, str, float | None, list[str]]:
-    res = backend.resolve_name(name)  # every request: a new version is seen at once
-    steps = res.path + rest
-    key = (res.root.buffer, tuple(steps))
-    w = paths.get(key)
-    if w is None:
-        w = walk(backend.get, nodes, res.root, steps)
-        paths.put(key, w)
-    return w, f"public, max-age={res.ttl_s}", res.modified, steps
-
-
 async def resolve_cached(backend: Backend, paths: PathCache, nodes: NodeCache, namespace: str,
                          head: str, rest: list[str]) -> tuple[Target, ex.Node | None]:
     """The target of ``/{namespace}/{head}/{rest…}`` and its stat (None: not UnixFS, or not
-    readable as such). An ``/ipfs/`` path seen before is answered on the event loop."""
+    readable as such). A path seen before is answered on the event loop; a new one is walked on
+    the thread pool."""
+    key: tuple[str | bytes, tuple[str, ...]]
     if namespace == "ipfs":
         key = (head, tuple(rest))
         hit = paths.get(key)
@@ -115,5 +105,12 @@ async def resolve_cached(backend: Backend, paths: PathCache, nodes: NodeCache, n
             hit = await run_blocking(lambda: walk(backend.get, nodes, CID.parse(head), rest))
             paths.put(key, hit)
         return Target("ipfs", head, rest, hit.cid, list(hit.roots), steps=rest, texts=hit.texts), hit.node
-    w, cache_control, modified, steps = await run_blocking(lambda: _ipns(backend, paths, nodes, head, rest))
-    return Target("ipns", head, rest, w.cid, list(w.roots), cache_control, modified, steps, w.texts), w.node
+    res = backend.resolve_name(head)  # every request, on the loop (a stat): new versions are seen at once
+    steps = res.path + rest
+    key = (res.root.buffer, tuple(steps))
+    hit = paths.get(key)
+    if hit is None:
+        hit = await run_blocking(lambda: walk(backend.get, nodes, res.root, steps))
+        paths.put(key, hit)
+    return Target("ipns", head, rest, hit.cid, list(hit.roots), f"public, max-age={res.ttl_s}", res.modified,
+                  steps, hit.texts), hit.node

@@ -27,9 +27,11 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import os
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -42,6 +44,7 @@ from ipmirror.errors import Conflict, DecodeError, InvalidInput, NotFound, Store
 SELF: Final = "self"
 _NAME_RE: Final = re.compile(r"[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,99}")
 _PREFIX: Final = "key_"
+RECHECK_S: Final = 1.0  # info() reads a key file again after this, even if it looks unchanged
 KEY_TYPES: Final = ("ed25519", "rsa")
 
 
@@ -62,6 +65,7 @@ def check_name(name: str) -> str:
     return name
 
 
+@functools.lru_cache(maxsize=1024)
 def _file_name(name: str) -> str:
     return _PREFIX + base64.b32encode(name.encode()).decode("ascii").rstrip("=").lower()
 
@@ -127,6 +131,7 @@ class Keystore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._infos: dict[str, tuple[tuple[int, ...], float, KeyInfo]] = {}  # see info()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _dir(self) -> Path:
@@ -141,6 +146,7 @@ class Keystore:
 
     def _store(self, name: str, key: PrivateKey, *, replace: bool = False) -> KeyInfo:
         check_name(name)
+        self._infos.pop(name, None)
         try:
             atomic_write(self._dir() / _file_name(name), key.to_bytes(), replace=replace)
         except Conflict:
@@ -199,8 +205,25 @@ class Keystore:
             raise StoreError(f"key file of {name!r} is unreadable: {e}") from None
 
     def info(self, name: str) -> KeyInfo:
+        """The key's name, ID and type. Remembered per version of its file (inode, size, mtime,
+        ctime; key files are written by rename) for up to ``RECHECK_S``, so a server resolving a
+        key's name per request mostly does a ``stat``, not a read and a public-key derivation."""
+        try:
+            st = os.stat(self._file(name))
+            ident: tuple[int, ...] = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except (OSError, ValueError):
+            ident = ()  # get says why
+        hit = self._infos.get(name)
+        now = time.monotonic()
+        if ident and hit is not None and hit[0] == ident and now - hit[1] < RECHECK_S:
+            return hit[2]
         key = self.get(name)
-        return KeyInfo(name, PeerID.from_public_key(key.public_key()), key.type)
+        info = KeyInfo(name, PeerID.from_public_key(key.public_key()), key.type)
+        if ident:
+            if len(self._infos) >= 1024:
+                self._infos.clear()
+            self._infos[name] = (ident, now, info)
+        return info
 
     def names(self) -> list[str]:
         """Key names, sorted."""
@@ -239,6 +262,7 @@ class Keystore:
             pid: PeerID | None = self.info(name).id
         except StoreError:
             pid = None
+        self._infos.pop(name, None)
         try:
             os.unlink(self._file(name))
             fsync_dir(self.path)
@@ -255,6 +279,7 @@ class Keystore:
             return self.info(old)
         key = self.get(old)
         info = self._store(new, key, replace=force)
+        self._infos.pop(old, None)
         try:
             os.unlink(self._file(old))
             fsync_dir(self.path)

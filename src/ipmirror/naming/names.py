@@ -25,8 +25,12 @@ Rules kept here:
 - Rule 2, stored records are valid and only move forward: ``put_record`` verifies the record for
   its name at ``clock()`` and takes it only if it is newer than the stored one (higher sequence,
   or the same sequence and a later validity).
-- Rule 3, resolution verifies: a stored record is re-validated at ``clock()`` on every resolve, so
-  an expired record is an error (``InvalidRecord``, reason ``expired``), not a stale answer.
+- Rule 3, resolution verifies: a stored record is checked at ``clock()`` on every resolve, so an
+  expired record is an error (``InvalidRecord``, reason ``expired``), not a stale answer. Its
+  signature is verified once per version of the file: a ``Names`` remembers the records it
+  verified with the file's identity (inode, size, mtime, ctime; records are replaced by rename)
+  for up to ``RECHECK_NS`` (1 s, a bound on the rare identity that repeats under coarse
+  timestamps), so a server resolving a name per request mostly does one ``stat``.
 - The clock is passed in (nanoseconds since the epoch); nothing here reads the environment.
 """
 
@@ -34,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -50,6 +55,7 @@ from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, Sto
 from ipmirror.naming.keystore import Keystore, atomic_write
 
 Clock = Callable[[], int]
+RECHECK_NS: Final = 1_000_000_000  # Rule 3: a remembered record is read and verified again after this
 """Returns the current time in nanoseconds since the Unix epoch (``time.time_ns``)."""
 Lookup = Callable[[str], str | None]
 """Maps a name that is neither an IPNS name nor a local key (e.g. a mirror) to a content path."""
@@ -108,6 +114,20 @@ def _join(value: str, rest: str) -> str:
     return value.rstrip("/") + rest if rest.strip("/") else value
 
 
+@functools.lru_cache(maxsize=1024)
+def _as_peer_id(text: str) -> PeerID | None:
+    """``PeerID.parse`` or None, memoized (a server parses the same few names on every request)."""
+    try:
+        return PeerID.parse(text)
+    except (InvalidInput, UnsupportedFormat):
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _record_file_name(name: PeerID) -> str:
+    return f"{name}.ipns-record"
+
+
 class Names:
     """Local IPNS state of one repository (see the module rules)."""
 
@@ -115,13 +135,14 @@ class Names:
         self.path = path
         self.keys = keys
         self.clock = clock
+        self._verified: dict[PeerID, tuple[tuple[int, ...], int, ipns.Record]] = {}  # Rule 3
 
     # -- files ------------------------------------------------------------------------------------
     def _records(self) -> Path:
         return self.path / "records"
 
     def _record_file(self, name: PeerID) -> Path:
-        return self._records() / f"{name}.ipns-record"
+        return self._records() / _record_file_name(name)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -159,6 +180,7 @@ class Names:
             raise StoreError(f"cannot write {self.path / 'sequence.json'}: {e.strerror}") from None
 
     def _write_record(self, name: PeerID, raw: bytes) -> None:
+        self._verified.pop(name, None)
         try:
             atomic_write(self._record_file(name), raw)
         except OSError as e:
@@ -176,10 +198,9 @@ class Names:
     def name_of(self, name_or_key: str) -> PeerID:
         """An IPNS name (``k51…``, ``12D3KooW…``, ``/ipns/…``) or the name of a local key."""
         text = name_or_key.removeprefix("/ipns/").rstrip("/")
-        try:
-            return PeerID.parse(text)
-        except (InvalidInput, UnsupportedFormat):
-            pass
+        pid = _as_peer_id(text)
+        if pid is not None:
+            return pid
         try:
             return self.keys.info(text).id
         except NotFound:
@@ -254,14 +275,29 @@ class Names:
             raise StoreError(f"cannot read the record of {pid}: {e.strerror}") from None
 
     def record(self, name_or_key: str | PeerID) -> ipns.Record:
-        """The stored record, verified at ``clock()``."""
+        """The stored record, verified at ``clock()`` (the signature once per file version)."""
         pid = name_or_key if isinstance(name_or_key, PeerID) else self.name_of(name_or_key)
-        raw = self.get_record(pid)
+        now = self.clock()
         try:
-            return ipns.validate(raw, pid, self.clock())
+            st = os.stat(self._record_file(pid))
+            ident: tuple[int, ...] = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        except OSError:
+            ident = ()  # get_record says why
+        hit = self._verified.get(pid)
+        fresh = hit is not None and 0 <= now - hit[1] < RECHECK_NS and now < hit[2].eol_ns
+        if hit is not None and fresh and ident and hit[0] == ident:
+            return hit[2]
+        raw = self.get_record(pid)  # stat before read: a file replaced in between is read again next time
+        try:
+            rec = ipns.validate(raw, pid, now)
         except InvalidRecord as e:
             hint = "; publish it again" if e.reason == "expired" else ""
             raise InvalidRecord(f"the record for {pid} is not valid: {e}{hint}", e.reason) from None
+        if ident:
+            if len(self._verified) >= 1024:
+                self._verified.clear()
+            self._verified[pid] = (ident, now, rec)
+        return rec
 
     def names(self) -> list[PeerID]:
         """Names that have a stored record."""
@@ -311,10 +347,7 @@ class Names:
         raise InvalidInput(f"{name} did not resolve within {MAX_DEPTH} steps (a cycle?)")
 
     def _resolve_one(self, head: str, *, first: bool, lookup: Lookup | None) -> str:
-        try:
-            pid: PeerID | None = PeerID.parse(head)
-        except (InvalidInput, UnsupportedFormat):
-            pid = None
+        pid = _as_peer_id(head)
         if pid is None and first:
             with contextlib.suppress(NotFound, InvalidInput):
                 pid = self.keys.info(head).id
