@@ -156,3 +156,30 @@ def test_workers_do_not_outlive_a_killed_parent(site: Site, tmp_path: Path) -> N
         while not all(gone(k) for k in kids):
             assert time.monotonic() < deadline, "workers still running after their parent died"
             time.sleep(0.1)
+
+
+def test_replayed_answers_match_the_general_path(site: Site, tmp_path: Path) -> None:
+    """A plain request seen before is answered from remembered headers (gateway/replay.py): the
+    second answer must equal the first, and anything not plain still gets its own answer."""
+    root = run_cli(site.repo, "name", "resolve", "site").strip()  # /ipfs/<root>
+    name = sorted(site.files)[3]
+    url = f"{root}/{name}"
+    with serve(site.repo, tmp_path, "--workers", "1") as srv:
+        first, second = srv.get(url), srv.get(url)
+        drop = {"Date"}
+        assert first.status == second.status == 200 and first.body == second.body == site.files[name]
+        assert ({k: v for k, v in first.headers.items() if k not in drop}
+                == {k: v for k, v in second.headers.items() if k not in drop})
+        head = srv.request("HEAD", url)
+        assert head.status == 200 and head.body == b""
+        assert head.header("Content-Length") == str(len(site.files[name]))
+        assert srv.get(f"{root}/./{name}").header("X-Ipfs-Path") == f"{root}/./{name}"
+        etag = first.header("ETag")
+        assert srv.get(url, {"If-None-Match": etag}).status == 304
+        r = srv.get(url, {"Range": "bytes=1-3"})
+        assert r.status == 206 and r.body == site.files[name][1:4]
+        raw = srv.get(url, {"Accept": "application/vnd.ipld.raw"})
+        assert raw.header("Content-Type") == "application/vnd.ipld.raw" and raw.body == site.files[name]
+        dl = srv.get(f"{url}?filename=x.txt&download=true")
+        assert dl.header("Content-Disposition").startswith("attachment") and dl.body == site.files[name]
+        assert second.header("Access-Control-Allow-Origin") == "*" and second.header("Vary") == "Accept"

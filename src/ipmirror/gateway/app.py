@@ -17,7 +17,6 @@ connection is closed before the final chunk, so the client sees a truncated body
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -33,6 +32,7 @@ from ipmirror.gateway.common import (
     NodeCache,
     decorate,
     negotiate,
+    plain_accept,
     resolve_target,
     run_blocking,
     split_request_path,
@@ -40,6 +40,7 @@ from ipmirror.gateway.common import (
 from ipmirror.gateway.ipns_routes import serve_ipns_record
 from ipmirror.gateway.path import serve_unixfs
 from ipmirror.gateway.pathcache import PathCache, resolve_cached
+from ipmirror.gateway.replay import REPLAY, Replay
 from ipmirror.gateway.routing import add_routes, preflight, url_multiaddr
 from ipmirror.gateway.tar import serve_tar
 from ipmirror.gateway.trustless import CODEC_FORMATS, PathRecorder, serve_block, serve_car
@@ -98,13 +99,10 @@ def _error_response(request: web.Request, e: Exception) -> web.Response:
     return web.Response(status=500, text="internal error\n")
 
 
-@functools.lru_cache(maxsize=256)
-def _plain_accept(accept: tuple[str, ...]) -> Negotiated:
-    """``negotiate`` for a URL without a query, memoized: clients send a handful of Accept values."""
-    return negotiate({}, list(accept))
-
-
 async def content(request: web.Request) -> web.StreamResponse:
+    replayed = request.app[REPLAY].answer(request, request.app[BACKEND])
+    if replayed is not None:
+        return replayed
     if request.method not in ("GET", "HEAD"):
         raise web.HTTPMethodNotAllowed(request.method, ["GET", "HEAD"])
     backend = request.app[BACKEND]
@@ -115,7 +113,7 @@ async def content(request: web.Request) -> web.StreamResponse:
         raise web.HTTPBadRequest(text=f"missing CID or name after /{namespace}/\n")
     head, tail = rest[0], rest[1:]
     accept = request.headers.getall("Accept", [])
-    fmt = _plain_accept(tuple(accept)) if not request.query_string else negotiate(request.query, accept)
+    fmt = plain_accept(tuple(accept)) if not request.query_string else negotiate(request.query, accept)
     if fmt.format == "ipns-record":
         return await serve_ipns_record(request, backend, namespace, head, tail, fmt)
     if namespace == "ipfs" and "only-if-cached" in request.headers.get("Cache-Control", "").lower():
@@ -152,6 +150,7 @@ def make_app(backend: Backend, cfg: GatewayConfig | None = None) -> web.Applicat
     app[CONFIG] = cfg
     app[NODES] = NodeCache()
     app[PATHS] = PathCache()
+    app[REPLAY] = Replay()
     app.router.add_route("OPTIONS", "/{tail:.*}", options)
     app.router.add_route("*", r"/{ns:ipfs|ipns}/{rest:.*}", content)
     add_routes(app, BACKEND, CONFIG)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -407,6 +408,12 @@ class Negotiated:
             for k, v in self.car.given.items():
                 q.setdefault(f"car-{k}", v)
         return {"Content-Location": f"{request.rel_url.raw_path}?{urlencode(q)}"}
+
+
+@functools.lru_cache(maxsize=256)
+def plain_accept(accept: tuple[str, ...]) -> Negotiated:
+    """``negotiate`` for a URL without a query, memoized: clients send a handful of Accept values."""
+    return negotiate({}, list(accept))
 
 
 def negotiate(query: Mapping[str, str], accept: list[str]) -> Negotiated:

@@ -31,6 +31,7 @@ from ipmirror.gateway.common import (
     start_stream,
 )
 from ipmirror.gateway.ranges import Unsatisfiable, parse_range
+from ipmirror.gateway.replay import REPLAY
 from ipmirror.unixfs import exporter as ex
 
 SNIFF = 512
@@ -120,6 +121,9 @@ async def serve_file(request: web.Request, backend: Backend, t: Target, node: ex
         spans = None  # the client's copy is of another entity: send it whole
     if spans is None:
         if body is not None:
+            replay = request.app.get(REPLAY)
+            if replay is not None:
+                replay.remember(request, t.cid, size, headers)
             return web.Response(body=body, headers=headers)
         return await _stream(request, headers, 200, size, backend, t.cid, [(0, size)])
     if len(spans) == 1:
