@@ -23,15 +23,15 @@ import signal
 import socket
 import sys
 from pathlib import Path
-
-from aiohttp import web
+from typing import TYPE_CHECKING
 
 from ipmirror.cli.common import Ctx
 from ipmirror.errors import InvalidInput
-from ipmirror.gateway.accesslog import AccessSink
-from ipmirror.gateway.app import make_app
-from ipmirror.gateway.common import GatewayConfig
-from ipmirror.node import Repo
+
+if TYPE_CHECKING:  # the server's modules load when serving, not for every other command
+    from aiohttp import web
+
+    from ipmirror.node import Repo
 
 DAY_NS = 24 * 3600 * 1_000_000_000
 
@@ -106,6 +106,10 @@ async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Name
                      parent: int | None) -> None:
     """Serve ``app`` on ``sock`` until SIGTERM or SIGINT (or, with ``parent``, until that process
     is gone), then finish requests under way (10 s)."""
+    from aiohttp import web
+
+    from ipmirror.gateway.accesslog import AccessSink
+
     if a.no_access_log:
         sink = None
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
@@ -139,6 +143,10 @@ def _watch_parent(loop: asyncio.AbstractEventLoop, parent: int, stop: asyncio.Ev
 
 
 def _worker(ctx: Ctx, sock: socket.socket, republish: bool, parent: int | None = None) -> int:
+
+    from ipmirror.gateway.app import make_app
+    from ipmirror.gateway.common import GatewayConfig
+
     a = ctx.args
     with ctx.open_repo() as repo:  # opened here, in the worker: LMDB must not cross a fork
         app = make_app(repo.gateway_backend(), GatewayConfig(public_url=a.public_url))
