@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import mmh3
 
-from ipmirror.codec import dagpb
+from ipmirror.codec import dagpb, varint
 from ipmirror.codec import unixfs_pb as pb
 from ipmirror.codec.cid import CID
 from ipmirror.errors import DecodeError
@@ -114,11 +114,11 @@ def update_hamt(maker: BlockMaker, up: HamtUpdate, fanout: int = 256, mode: int 
     """The HAMT after ``up.changes``, made by re-encoding only the shards on the changed names'
     paths and copying every other link of ``up.prev``; None when that is not possible (the
     previous node is not a HAMT of this fanout, or one of the blocks needed is missing)."""
-    prev = _shard(up.get, up.prev, fanout)
-    if prev is None:
-        return None
     bits = fanout.bit_length() - 1
     pad = (fanout - 1).bit_length() + 3 >> 2
+    prev = _shard(up.get, up.prev, fanout, pad)
+    if prev is None:
+        return None
     changes = [(name_hash(n), n, e) for n, e in up.changes.items()]
     try:
         return _apply(maker, up.get, prev, changes, 0, bits, fanout, pad, mode, mtime)
@@ -126,51 +126,93 @@ def update_hamt(maker: BlockMaker, up: HamtUpdate, fanout: int = 256, mode: int 
         return None
 
 
-def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int) -> dagpb.PBNode | None:
-    """The decoded HAMT shard at ``cid`` with this fanout, or None."""
+# A previous shard's links as (name, tsize, CID bytes, encoded link): unchanged links are copied
+# as encoded bytes, so updating a shard of ~100 links does not decode and re-encode them all.
+_Raw = tuple[str, int, bytes, bytes]
+_DAG_PB = 0x70
+
+
+def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int, pad: int) -> dict[int, _Raw] | None:
+    """The links of the HAMT shard at ``cid`` by bucket, if it is one of this fanout; else None."""
     block = get(cid)
-    if block is None:
+    if block is None or cid.codec != _DAG_PB:
         return None
     try:
-        node = dagpb.decode(block)
-        d = pb.UnixFSData.decode(node.data or b"")
-    except DecodeError:
+        links, data = _split(block)
+        d = pb.UnixFSData.decode(data)
+    except (DecodeError, IndexError, UnicodeDecodeError):
         return None
     if d.type != pb.HAMT_SHARD or d.fanout != fanout or d.hash_type != pb.MURMUR3_X64_64:
         return None
-    return node
-
-
-def _links(node: dagpb.PBNode, pad: int) -> dict[int, dagpb.PBLink]:
-    out: dict[int, dagpb.PBLink] = {}
-    for link in node.links:
-        prefix = (link.name or "")[:pad]
-        if len(prefix) != pad or link.tsize is None or any(c not in "0123456789ABCDEF" for c in prefix):
-            raise _Rebuild
+    out: dict[int, _Raw] = {}
+    for link in links:
+        prefix = link[0][:pad]
+        if len(prefix) != pad or any(c not in "0123456789ABCDEF" for c in prefix):
+            return None
         out[int(prefix, 16)] = link
     return out
 
 
-def _leaves(get: Callable[[CID], bytes | None], node: dagpb.PBNode, fanout: int,
+def _split(block: bytes) -> tuple[list[_Raw], bytes]:
+    """A dag-pb block's links (name, tsize, hash bytes, encoded) and its data, in one pass."""
+    links: list[_Raw] = []
+    data = b""
+    pos, end = 0, len(block)
+    while pos < end:
+        tag = block[pos]
+        n, body = varint.decode(block, pos + 1)
+        stop = body + n
+        if stop > end:
+            raise DecodeError("truncated")
+        if tag == 0x0A:
+            data = block[body:stop]
+        elif tag == 0x12:
+            name, tsize, cid = "", -1, b""
+            p = body
+            while p < stop:
+                field = block[p]
+                if field == 0x18:
+                    tsize, p = varint.decode(block, p + 1)
+                    continue
+                m, q = varint.decode(block, p + 1)
+                if field == 0x0A:
+                    cid = block[q:q + m]
+                elif field == 0x12:
+                    name = block[q:q + m].decode("utf-8", "surrogateescape")
+                else:
+                    raise DecodeError("unknown link field")
+                p = q + m
+            if tsize < 0 or not cid:
+                raise DecodeError("link without Tsize or Hash")
+            links.append((name, tsize, cid, block[pos:stop]))
+        else:
+            raise DecodeError("unknown field")
+        pos = stop
+    return links, data
+
+
+def _encoded(cid: CID, name: str, tsize: int) -> bytes:
+    return dagpb.encode_links((dagpb.PBLink(cid, name, tsize),), None)
+
+
+def _leaves(get: Callable[[CID], bytes | None], links: dict[int, _Raw], fanout: int,
             pad: int) -> dict[bytes, Entry]:
     """Every entry under a shard."""
     out: dict[bytes, Entry] = {}
-    for link in _links(node, pad).values():
-        name = link.name or ""
+    for name, tsize, cid, _raw in links.values():
         if len(name) > pad:
-            out[name[pad:].encode("utf-8", "surrogateescape")] = Entry(link.hash, link.tsize or 0, 0)
+            out[name[pad:].encode("utf-8", "surrogateescape")] = Entry(CID.from_bytes(cid), tsize, 0)
         else:
-            sub = _shard(get, link.hash, fanout)
+            sub = _shard(get, CID.from_bytes(cid), fanout, pad)
             if sub is None:
                 raise _Rebuild
             out.update(_leaves(get, sub, fanout, pad))
     return out
 
 
-def _apply(maker: BlockMaker, get: Callable[[CID], bytes | None], node: dagpb.PBNode,
+def _apply(maker: BlockMaker, get: Callable[[CID], bytes | None], links: dict[int, _Raw],
            changes: list[tuple[int, bytes, Entry | None]], depth: int, bits: int, fanout: int, pad: int,
            mode: int | None, mtime: pb.MTime | None) -> Entry:
-    links = _links(node, pad)
     dirty: dict[int, list[tuple[int, bytes, Entry | None]]] = {}
     for ch in changes:
         dirty.setdefault(bucket(ch[0], depth, bits), []).append(ch)
@@ -178,22 +220,22 @@ def _apply(maker: BlockMaker, get: Callable[[CID], bytes | None], node: dagpb.PB
         prefix = f"{idx:0{pad}X}"
         link = links.get(idx)
         sub = None
-        if link is not None and len(link.name or "") == pad:
-            sub = _shard(get, link.hash, fanout)
+        if link is not None and len(link[0]) == pad:
+            sub = _shard(get, CID.from_bytes(link[2]), fanout, pad)
             if sub is None:
                 raise _Rebuild
             removals = sum(1 for ch in group if ch[2] is None)
-            if len(sub.links) - removals >= 2:  # at least two entries stay: still a shard
+            if len(sub) - removals >= 2:  # at least two entries stay: still a shard
                 child = _apply(maker, get, sub, group, depth + 1, bits, fanout, pad, None, None)
-                links[idx] = dagpb.PBLink(child.cid, prefix, child.tsize)
+                links[idx] = (prefix, child.tsize, b"", _encoded(child.cid, prefix, child.tsize))
                 continue
         # a bucket that held one entry, none, or a shard that may shrink to one: its entries
         items: dict[bytes, Entry] = {}
         if sub is not None:
             items = _leaves(get, sub, fanout, pad)
         elif link is not None:
-            name = (link.name or "")[pad:].encode("utf-8", "surrogateescape")
-            items[name] = Entry(link.hash, link.tsize or 0, 0)
+            key = link[0][pad:].encode("utf-8", "surrogateescape")
+            items[key] = Entry(CID.from_bytes(link[2]), link[1], 0)
         for _h, name, e in group:
             if e is None:
                 items.pop(name, None)
@@ -202,13 +244,14 @@ def _apply(maker: BlockMaker, get: Callable[[CID], bytes | None], node: dagpb.PB
         if not items:
             links.pop(idx, None)
         elif len(items) == 1:
-            ((name, e),) = items.items()
-            links[idx] = dagpb.PBLink(e.cid, prefix + name.decode("utf-8", "surrogateescape"), e.tsize)
+            ((only, e),) = items.items()
+            text = prefix + only.decode("utf-8", "surrogateescape")
+            links[idx] = (text, e.tsize, b"", _encoded(e.cid, text, e.tsize))
         else:
             child = _node(maker, [(name_hash(n), n, e) for n, e in sorted(items.items())], depth + 1, bits,
                           fanout, pad, None, None)
-            links[idx] = dagpb.PBLink(child.cid, prefix, child.tsize)
+            links[idx] = (prefix, child.tsize, b"", _encoded(child.cid, prefix, child.tsize))
     order = sorted(links)
-    out = [links[i] for i in order]
-    cid, n = maker.node(shard_data(order, fanout, mode, mtime), out)
-    return Entry(cid, n + sum(link.tsize or 0 for link in out), 0)
+    data = shard_data(order, fanout, mode, mtime)
+    block = b"".join([*(links[i][3] for i in order), b"\x0a", varint.encode(len(data)), data])
+    return Entry(maker.make(_DAG_PB, block), len(block) + sum(links[i][1] for i in order), 0)
