@@ -7,11 +7,13 @@ Each test starts its own server (a real process tree on 127.0.0.1).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import re
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -183,3 +185,66 @@ def test_replayed_answers_match_the_general_path(site: Site, tmp_path: Path) -> 
         dl = srv.get(f"{url}?filename=x.txt&download=true")
         assert dl.header("Content-Disposition").startswith("attachment") and dl.body == site.files[name]
         assert second.header("Access-Control-Allow-Origin") == "*" and second.header("Vary") == "Accept"
+
+
+def _raw_exchange(port: int, data: bytes) -> bytes:
+    """Send ``data`` on one connection; everything received until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        out = b""
+        while chunk := s.recv(1 << 16):
+            out += chunk
+    return out
+
+
+def _split_answers(raw: bytes) -> list[tuple[bytes, dict[str, str], bytes]]:
+    """Consecutive HTTP/1.x answers to GETs, with Content-Length bodies."""
+    answers = []
+    while raw:
+        head, _, rest = raw.partition(b"\r\n\r\n")
+        status, *lines = head.decode().split("\r\n")
+        headers = {k.lower(): v for k, _, v in (x.partition(": ") for x in lines)}
+        n = int(headers.get("content-length", "0"))
+        answers.append((status.encode(), headers, rest[:n]))
+        raw = rest[n:]
+    return answers
+
+
+def test_replayed_answers_on_the_wire(site: Site, tmp_path: Path) -> None:
+    """Replays written in one piece (gateway/replay.py ``Prebuilt``) keep HTTP/1.1 semantics:
+    several (pipelined) answers on one connection, HEAD without a body, and HTTP/1.0 or
+    ``Connection: close`` requests answered with the right ``Connection`` handling."""
+    root = run_cli(site.repo, "name", "resolve", "site").strip()
+    a, b = sorted(site.files)[5:7]
+    with serve(site.repo, tmp_path, "--workers", "1") as srv:
+        general = {n: srv.get(f"{root}/{n}") for n in (a, b)}  # remembered by the general path
+        req = "GET {} HTTP/1.1\r\nHost: x\r\n\r\n"
+        pipelined = (req.format(f"{root}/{a}") + req.format(f"{root}/{b}") + req.format(f"{root}/{a}")
+                     + f"GET {root}/{b} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode()
+        answers = _split_answers(_raw_exchange(srv.port, pipelined))
+        assert [x[2] for x in answers] == [site.files[n] for n in (a, b, a, b)]
+        for (status, h, _), n in zip(answers, (a, b, a, b), strict=True):
+            assert status == b"HTTP/1.1 200 OK"
+            skip = ("date", "connection")
+            want = {k.lower(): v for k, v in general[n].headers.items() if k.lower() not in skip}
+            assert {k: v for k, v in h.items() if k not in skip} == want
+            assert re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", h["date"])
+        assert "connection" not in answers[0][1] and answers[3][1]["connection"] == "close"
+
+        raw = _raw_exchange(srv.port, (f"HEAD {root}/{a} HTTP/1.1\r\nHost: x\r\n\r\n"  # no body
+                                       f"GET {root}/{b} HTTP/1.1\r\nHost: x\r\n"
+                                       "Connection: close\r\n\r\n").encode())
+        head, _, after = raw.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert f"Content-Length: {len(site.files[a])}\r\n".encode() in head + b"\r\n"
+        assert [x[2] for x in _split_answers(after)] == [site.files[b]]
+
+        old = _split_answers(_raw_exchange(srv.port, f"GET {root}/{a} HTTP/1.0\r\n\r\n".encode()))
+        assert len(old) == 1 and old[0][0] == b"HTTP/1.0 200 OK" and old[0][2] == site.files[a]
+        assert old[0][1].get("connection", "close").lower() == "close"
+
+        with contextlib.closing(srv.connection()) as conn:  # keep-alive: the same connection again
+            for n in (a, b, a):
+                conn.request("GET", f"{root}/{n}")
+                r = conn.getresponse()
+                assert r.status == 200 and r.read() == site.files[n]
