@@ -28,6 +28,7 @@ How a sync decides what to read (rules, checked by tests/test_mirror.py):
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -157,7 +158,9 @@ class IndexMemo:
         self.checksum = checksum
         self.present = present
         self.get = get
-        self._txn: Any = None
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._txns: list[Any] = []
         self.unprotected: set[CID] = set()  # reused from an incomplete sync: stage before pinning
 
     def begin_dir(self, rel: str) -> DirMemo:
@@ -168,15 +171,22 @@ class IndexMemo:
         return _DirMemo(self, self.db.children_raw(self.mid, ROOT_DIR, self._snapshot()))
 
     def _snapshot(self) -> Any:
-        """One read transaction for the whole walk: the index as the sync found it."""
-        if self._txn is None:
-            self._txn = self.db.snapshot()
-        return self._txn
+        """A read transaction per thread for the whole walk (the importer reads directories ahead
+        on its pool threads; a transaction must not be used by two threads at once)."""
+        txn = getattr(self._local, "txn", None)
+        if txn is None:
+            txn = self._local.txn = self.db.snapshot()
+            with self._lock:
+                self._txns.append(txn)
+        return txn
 
     def close(self) -> None:
-        if self._txn is not None:
-            self._txn.abort()
-            self._txn = None
+        """After the walk (no thread uses the transactions any more)."""
+        with self._lock:
+            for txn in self._txns:
+                txn.abort()
+            self._txns.clear()
+        self._local = threading.local()
 
 
 @dataclass

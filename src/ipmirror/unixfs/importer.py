@@ -156,6 +156,7 @@ class TreeMemo(Protocol):
         ...
 
 
+_Scan = tuple[list[bytes], int, list[bytes]]  # DirMemo.scan: (unchanged files, their bytes, the rest)
 _Item = tuple[CID, bytes] | tuple[CID, bytes, int, int] | Added
 
 
@@ -333,21 +334,36 @@ class Importer:
         self._emit(rel, entry, "symlink", st)
         return entry
 
+    def _prefetch(self, path: str, rel: str) -> tuple[DirMemo, _Scan | None]:
+        """A directory's memo and the memo's scan of it (run on a pool thread, ahead of the walk:
+        the scan's system calls run without the GIL, in parallel with the walk elsewhere)."""
+        assert self._memo is not None
+        memo = self._memo.begin_dir(rel)
+        return memo, memo.scan(os.fsencode(path), self.options.hidden)
+
     def _dir(self, maker: BlockMaker, pool: ThreadPoolExecutor, inflight: threading.BoundedSemaphore,
              path: str, rel: str, st: os.stat_result, parent: DirMemo | None,
-             name_in_parent: bytes) -> tuple[Entry, bool]:
-        """Import a directory; returns its entry and whether it is unchanged from the memo's scan."""
-        memo = self._memo.begin_dir(rel) if self._memo is not None else None
+             name_in_parent: bytes, ahead: Future[tuple[DirMemo, _Scan | None]] | None = None,
+             ) -> tuple[Entry, bool]:
+        """Import a directory; returns its entry and whether it is unchanged from the memo's scan.
+        ``ahead``: its memo and scan, already under way (:meth:`_prefetch`)."""
         bpath = os.fsencode(path)
         hidden = self.options.hidden
         exclude = self.options.exclude
         report_reused = self._report_reused
+        # the memo's own scan (when there is no per-entry work it cannot do: excludes, reporting)
+        fast_ok = self._memo is not None and not exclude and not report_reused
         reused: list[bytes] = []  # files the memo vouched for; entries made only if rebuilding
         reused_bytes = 0
+        memo: DirMemo | None
         try:
             fast = None
-            if memo is not None and not exclude and not report_reused:
-                fast = memo.scan(bpath, hidden)
+            if ahead is not None:
+                memo, fast = ahead.result()
+            else:
+                memo = self._memo.begin_dir(rel) if self._memo is not None else None
+                if memo is not None and fast_ok:
+                    fast = memo.scan(bpath, hidden)
             if fast is not None:  # the memo sorted out the unchanged files itself
                 reused, reused_bytes, rest = fast
                 items: list[tuple[bytes, os.DirEntry[bytes] | None]] = [(n, None) for n in sorted(rest)]
@@ -403,8 +419,11 @@ class Importer:
                 self._warn(f"{sub}: special file skipped")
         self.reused_files += len(reused)
         self.reused_bytes += reused_bytes
-        for name, sub, subrel, dst in subdirs:
-            entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name)
+        aheads: list[Future[tuple[DirMemo, _Scan | None]] | None] = [None] * len(subdirs)
+        if fast_ok:
+            aheads = [pool.submit(self._prefetch, sub, subrel) for _n, sub, subrel, _st in subdirs]
+        for (name, sub, subrel, dst), ahead_sub in zip(subdirs, aheads, strict=True):
+            entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name, ahead_sub)
             children.append((name, entry))
             if not same and (memo is None or not memo.same(name, entry)):
                 changed.append(name)
@@ -424,7 +443,8 @@ class Importer:
             # every child is the one the last scan recorded: so is this directory's node
             known = parent.unchanged_dir(name_in_parent)
             if known is not None:
-                self._emit(rel, known, "directory", st, reused=True)
+                if self._report_reused:  # (else: one event fewer through the queue per directory)
+                    self._emit(rel, known, "directory", st, reused=True)
                 return known, True
         present = {n for n, _ in children}
         present.update(reused)
