@@ -40,7 +40,7 @@ from ipmirror.gateway.common import (
 from ipmirror.gateway.ipns_routes import serve_ipns_record
 from ipmirror.gateway.path import serve_unixfs
 from ipmirror.gateway.pathcache import PathCache, resolve_cached
-from ipmirror.gateway.replay import REPLAY, Replay
+from ipmirror.gateway.replay import REPLAY, Prebuilt, Replay
 from ipmirror.gateway.routing import add_routes, preflight, url_multiaddr
 from ipmirror.gateway.tar import serve_tar
 from ipmirror.gateway.trustless import CODEC_FORMATS, PathRecorder, serve_block, serve_car
@@ -71,7 +71,7 @@ def _cut_short(request: web.Request, e: BaseException) -> web.StreamResponse:
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map errors to statuses, and give every response not streamed yet the common headers
-    (streamed ones got them in ``start_stream``)."""
+    (streamed ones got them in ``start_stream``, replayed ones have them in their head)."""
     try:
         resp = await handler(request)
     except Exception as e:
@@ -81,7 +81,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
             decorate(request, e)
             raise
         resp = _error_response(request, e)
-    if not resp.prepared:
+    if not resp.prepared and type(resp) is not Prebuilt:
         decorate(request, resp)
     return resp
 
