@@ -50,6 +50,7 @@ from ipmirror.unixfs.profile import Profile
 from ipmirror.unixfs.trickle import TrickleBuilder
 
 MAX_TRIES = 3
+BATCH_ITEMS = 256  # items per hand-off to the calling thread (see Importer._send)
 EntryKind = Literal["file", "directory", "symlink", "removed"]
 
 
@@ -200,21 +201,46 @@ class Importer:
             raise InvalidInput("no-copy needs raw leaves and a store that takes references")
         self._workers = workers or min(2, os.cpu_count() or 1)
         self._queue_bytes = queue_bytes
-        self._q: queue.Queue[_Item | None] | None = None
+        self._q: queue.Queue[list[_Item] | None] | None = None
+        self._tls = threading.local()
+        self._batch_bytes = 1 << 18
         self._abort = threading.Event()
 
     # -- the ordered channel to the calling thread ---------------------------------------------
+    # Items travel in per-thread batches (one queue hand-off, and one wake-up of the calling
+    # thread, per batch instead of per block): a batch holds at most about one block's worth of
+    # bytes, so the queue's bound on memory is unchanged. Order is kept: a worker flushes its
+    # batch before its file's future completes, so a file's blocks always precede the driver's
+    # event for it.
     def _send(self, item: _Item) -> None:
-        q = self._q
-        if q is None:  # hash only: the driver runs on the calling thread
+        if self._q is None:  # hash only: the driver runs on the calling thread
             if isinstance(item, Added) and self._on_added is not None:
                 self._on_added(item)
             return
+        tls = self._tls
+        batch = getattr(tls, "batch", None)
+        if batch is None:
+            batch = tls.batch = []
+            tls.nbytes = 0
+        batch.append(item)
+        if not isinstance(item, Added):
+            tls.nbytes += len(item[1]) if len(item) == 2 else 64
+        if len(batch) >= BATCH_ITEMS or tls.nbytes >= self._batch_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand this thread's batch to the calling thread."""
+        q = self._q
+        batch = getattr(self._tls, "batch", None)
+        if q is None or not batch:
+            return
+        self._tls.batch = []
+        self._tls.nbytes = 0
         while True:
             if self._abort.is_set():
                 raise _Abort
             try:
-                q.put(item, timeout=0.2)
+                q.put(batch, timeout=0.2)
                 return
             except queue.Full:
                 continue
@@ -236,7 +262,8 @@ class Importer:
         if self._sink is None:
             return self._drive(paths, _discard)
         per_block = self.profile.chunker.size or (512 << 10)
-        q: queue.Queue[_Item | None] = queue.Queue(
+        self._batch_bytes = per_block
+        q: queue.Queue[list[_Item] | None] = queue.Queue(
             maxsize=max(4, self._queue_bytes // max(per_block, 1)))
         self._q = q
         result: list[list[Entry]] = []
@@ -245,6 +272,7 @@ class Importer:
         def driver() -> None:
             try:
                 result.append(self._drive(paths, self._block))
+                self._flush()
             except BaseException as e:  # handed to the calling thread
                 error.append(e)
             finally:
@@ -256,17 +284,18 @@ class Importer:
         on_added = self._on_added
         try:
             while True:
-                item = q.get()
-                if item is None:
+                batch = q.get()
+                if batch is None:
                     break
-                if isinstance(item, Added):
-                    if on_added is not None:
-                        on_added(item)
-                elif len(item) == 2:
-                    sink(*item)
-                else:
-                    assert self._ref_sink is not None
-                    self._ref_sink(*item)
+                for item in batch:
+                    if isinstance(item, Added):
+                        if on_added is not None:
+                            on_added(item)
+                    elif len(item) == 2:
+                        sink(*item)
+                    else:
+                        assert self._ref_sink is not None
+                        self._ref_sink(*item)
         except BaseException:
             self._abort.set()
             while t.is_alive():  # unblock producers
@@ -405,7 +434,7 @@ class Importer:
             subrel = rel + "/" + os.fsdecode(name)
             if isreg(fmt):
                 inflight.acquire()
-                fut = pool.submit(self._file, maker, sub, dst)
+                fut = pool.submit(self._file_task, maker, sub, dst)
                 fut.add_done_callback(lambda _f: inflight.release())
                 files.append((name, subrel, fut))
             elif isdir(fmt):
@@ -472,6 +501,14 @@ class Importer:
             self._on_warning(msg)
 
     # -- files ----------------------------------------------------------------------------------
+    def _file_task(self, maker: BlockMaker, path: str, st: os.stat_result) -> tuple[Entry, os.stat_result]:
+        """:meth:`_file` on a pool thread: its blocks are handed on before the result is."""
+        try:
+            return self._file(maker, path, st)
+        finally:
+            if not self._abort.is_set():
+                self._flush()
+
     def _file(self, maker: BlockMaker, path: str, st: os.stat_result) -> tuple[Entry, os.stat_result]:
         """Import one file; returns its entry and the stat taken before it was read."""
         mode, mtime = _metadata(st, self.options)
