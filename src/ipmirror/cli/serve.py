@@ -109,6 +109,8 @@ async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Name
     from aiohttp import web
 
     from ipmirror.gateway.accesslog import AccessSink
+    from ipmirror.gateway.app import BACKEND
+    from ipmirror.gateway.replay import REPLAY, replay_first
 
     if a.no_access_log:
         sink = None
@@ -118,6 +120,8 @@ async def _serve_app(app: web.Application, sock: socket.socket, a: argparse.Name
         runner = web.AppRunner(app, access_log=sink.logger, access_log_class=sink.logger_class(),
                                shutdown_timeout=10)
     await runner.setup()
+    if runner.server is not None:  # replayed answers before routing (gateway/replay.py)
+        runner.server.request_handler = replay_first(app[REPLAY], app[BACKEND], runner.server.request_handler)
     try:
         await web.SockSite(runner, sock).start()
         stop = asyncio.Event()

@@ -61,7 +61,7 @@ CORS: Final = {
 STARTED: Final[web.RequestKey[bool]] = web.RequestKey("response-started", bool)  # its headers went out
 
 
-def decorate(request: web.Request, response: web.StreamResponse) -> None:
+def decorate(request: web.BaseRequest, response: web.StreamResponse) -> None:
     """Headers every response gets: CORS, and ``Vary: Accept`` on content and routing answers.
     The error middleware applies it to returned responses, ``start_stream`` to streamed ones
     (cheaper than aiohttp's ``on_response_prepare`` signal, measured ~10 µs a request)."""

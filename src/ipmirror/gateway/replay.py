@@ -19,7 +19,9 @@ Rules:
    it, keyed by the raw request path, which determines ``X-Ipfs-Path``), plus what the error
    middleware and aiohttp add to every such response: CORS, ``Vary``, ``Content-Length``,
    ``Server`` and a ``Date`` (formatted once a second).
-3. A keep-alive HTTP/1.1 request gets a :class:`Prebuilt` answer: the remembered head, the date
+3. ``serve`` puts :func:`replay_first` in front of the application, so a replay skips aiohttp's
+   routing and middlewares too; the content handler asks again (apps served otherwise).
+4. A keep-alive HTTP/1.1 request gets a :class:`Prebuilt` answer: the remembered head, the date
    and the body go out in one ``writelines`` (with uvloop a ``writev``: the body is not copied
    again). Other requests (HTTP/1.0, ``Connection: close``) get an ordinary ``web.Response`` with
    the same headers, so aiohttp writes their ``Connection`` header as usual.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import email.utils
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from aiohttp import web
@@ -39,7 +42,7 @@ from ipmirror.codec.cid import CID, RAW
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.common import decorate, plain_accept
 
-_SKIP = ("Range", "If-None-Match", "If-Range", "Cache-Control")
+_SKIP = ("Range", "If-None-Match", "If-Range", "Cache-Control", "Expect")
 _DRAIN_ABOVE: Final = 1 << 16  # bytes queued in the transport before a replay waits for the client
 
 
@@ -136,10 +139,10 @@ class Replay:
         self._items: dict[str, _Entry] = {}
 
     @staticmethod
-    def _eligible(request: web.Request) -> bool:
+    def _eligible(request: web.BaseRequest) -> bool:
+        """A plain request (rule 1; that the path is below ``/ipfs/`` is checked by ``remember``,
+        so ``answer`` works before routing too)."""
         if request.method not in ("GET", "HEAD") or request.query_string:
-            return False
-        if request.match_info.get("ns") != "ipfs":
             return False
         h = request.headers
         if any(k in h for k in _SKIP):
@@ -152,7 +155,7 @@ class Replay:
         except web.HTTPException:  # the general path answers that (406)
             return False
 
-    def answer(self, request: web.Request, backend: Backend) -> web.StreamResponse | None:
+    def answer(self, request: web.BaseRequest, backend: Backend) -> web.StreamResponse | None:
         """The replayed response, or None (not eligible, not seen, or the block is gone)."""
         if not self._items or not self._eligible(request):
             return None
@@ -163,7 +166,9 @@ class Replay:
         if body is None or len(body) != e.size:
             return None
         if request.version != HttpVersion11 or not request.keep_alive:
-            return web.Response(body=body, headers={**e.headers, "X-Ipfs-Path": request.path})
+            resp = web.Response(body=body, headers={**e.headers, "X-Ipfs-Path": request.path})
+            decorate(request, resp)  # before routing no middleware does it (it does no harm twice)
+            return resp
         if e.head is None:
             try:
                 e.head = _serialize(request, e.headers, len(body))
@@ -174,7 +179,7 @@ class Replay:
 
     def remember(self, request: web.Request, cid: CID, size: int, headers: dict[str, str]) -> None:
         """Keep the general path's headers for a plain 200 it is sending from memory."""
-        if cid.codec != RAW or not self._eligible(request):
+        if cid.codec != RAW or request.match_info.get("ns") != "ipfs" or not self._eligible(request):
             return
         key = request.raw_path
         if key not in self._items and len(self._items) >= self._max:
@@ -182,7 +187,7 @@ class Replay:
         self._items[key] = _Entry(cid, size, dict(headers))
 
 
-def _serialize(request: web.Request, headers: dict[str, str], size: int) -> bytes:
+def _serialize(request: web.BaseRequest, headers: dict[str, str], size: int) -> bytes:
     """``HTTP/1.1 200 OK`` and the headers the general path's answer has, but Date."""
     resp = web.Response(headers={**headers, "X-Ipfs-Path": request.path})
     decorate(request, resp)  # CORS and Vary, as the error middleware adds them
@@ -201,3 +206,23 @@ def _serialize(request: web.Request, headers: dict[str, str], size: int) -> byte
 
 
 REPLAY: web.AppKey[Replay] = web.AppKey("replay", Replay)
+
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def replay_first(replay: Replay, backend: Backend, handler: Handler) -> Handler:
+    """``handler`` (the server's: aiohttp's routing, middlewares, the application) preceded by
+    ``replay``: a replayed answer skips routing and the middleware chain (~10% of its CPU).
+
+    Usage (once the runner is set up, before the site starts)::
+
+        runner.server.request_handler = replay_first(app[REPLAY], backend, runner.server.request_handler)
+    """
+    answer = replay.answer
+
+    async def first(request: web.BaseRequest) -> web.StreamResponse:
+        resp = answer(request, backend)
+        return resp if resp is not None else await handler(request)
+
+    return first
