@@ -438,3 +438,39 @@ def test_c_scanner_sorts_out_unchanged_files(tmp_path: Path) -> None:
     assert b".hidden" in reused
     with pytest.raises(FileNotFoundError):
         scan.scan(os.fsencode(tmp_path / "missing"), {}, False, 0, 0)
+
+
+def test_progress_counts(env: Env) -> None:
+    for i in range(30):
+        write(env.dir / f"d{i % 3}" / f"f{i}", os.urandom(100 + i))
+    age(env.dir)
+    env.mirrors.sync("m")
+    write(env.dir / "d0" / "new", b"new")
+    age(env.dir / "d0" / "new")
+    live = sync_mod.Progress()
+    assert live.counts()["scanned"] == 0
+    v = env.mirrors.sync("m", progress=live)
+    c = live.counts()
+    assert (c["scanned"], c["read"], c["added"]) == (v.files, v.read_files, v.added) == (31, 1, 1)
+    assert c["scanned_bytes"] == v.size
+
+
+def test_progress_line_on_a_terminal(cli: CLI, repo_path: Path, tmp_path: Path) -> None:
+    """With stderr on a terminal, `mirror sync` draws its progress line there."""
+    import pty
+    src = tmp_path / "src"
+    for i in range(20):
+        write(src / f"f{i}", os.urandom(1000))
+    cli("mirror", "add", "m", src)
+    main, secondary = pty.openpty()
+    env = dict(os.environ, IPMIRROR_PATH=str(repo_path))
+    p = subprocess.run([sys.executable, "-m", "ipmirror", "mirror", "sync", "m"], env=env,
+                       stdout=subprocess.PIPE, stderr=secondary, timeout=60)
+    os.close(secondary)
+    shown = b""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(main, 4096):
+            shown += chunk
+    os.close(main)
+    assert p.returncode == 0
+    assert b"20 files scanned" in shown and b"20 read" in shown and b"+20" in shown

@@ -12,7 +12,7 @@ import time
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.mirror.manager import Mirrors
-from ipmirror.unixfs.importer import Added
+from ipmirror.mirror.sync import Progress
 from ipmirror.unixfs.profile import PRESETS
 
 
@@ -80,37 +80,43 @@ def add(ctx: Ctx) -> int:
 
 
 class _Progress:
+    """``N files scanned (MB), N read (MB), +added ~changed -removed`` on stderr, redrawn five
+    times a second by a ticker thread while the sync runs."""
+
     def __init__(self, ctx: Ctx) -> None:
         self.ctx = ctx
-        self.files = self.read = self.bytes = 0
-        self.last = 0.0
+        self.live = Progress()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._tick, name="ipmirror-progress", daemon=True)
 
-    def event(self, ev: Added) -> None:
-        if ev.kind == "file" and ev.entry is not None:
-            self.files += 1
-            if not ev.reused:
-                self.read += 1
-                self.bytes += ev.entry.size
-        if time.monotonic() - self.last > 0.2:
+    def __enter__(self) -> _Progress:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.show()
+        print(file=self.ctx.err)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(0.2):
             self.show()
 
     def show(self) -> None:
-        self.last = time.monotonic()
-        print(f"\r{self.files} files scanned, {self.read} read ({self.bytes / 1e6:.1f} MB)", end="",
-              file=self.ctx.err, flush=True)
-
-    def done(self) -> None:
-        self.show()
-        print(file=self.ctx.err)
+        c = self.live.counts()
+        print(f"\r{c['scanned']} files scanned ({c['scanned_bytes'] / 1e6:.1f} MB), {c['read']} read "
+              f"({c['read_bytes'] / 1e6:.1f} MB), +{c['added']} ~{c['changed']} -{c['removed']}",
+              end="", file=self.ctx.err, flush=True)
 
 
 def _sync_once(ctx: Ctx, mirrors: Mirrors, checksum: bool) -> None:
     a = ctx.args
-    progress = _Progress(ctx) if a.progress and sys.stderr.isatty() else None
-    v = mirrors.sync(a.name, checksum=checksum, on_event=progress.event if progress else None,
-                     on_warning=ctx.warn)
-    if progress is not None:
-        progress.done()
+    if a.progress and sys.stderr.isatty():
+        with _Progress(ctx) as progress:
+            v = mirrors.sync(a.name, checksum=checksum, on_warning=ctx.warn, progress=progress.live)
+    else:
+        v = mirrors.sync(a.name, checksum=checksum, on_warning=ctx.warn)
     if a.json:
         ctx.print(json.dumps(dataclasses.asdict(v)))
     else:

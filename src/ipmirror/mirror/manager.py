@@ -21,7 +21,7 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound
 from ipmirror.mirror.db import Mirror, MirrorDB, Version
 from ipmirror.mirror.diff import Change, diff
-from ipmirror.mirror.sync import sync
+from ipmirror.mirror.sync import Progress, sync
 from ipmirror.store.lmdb_store import LmdbStore
 from ipmirror.unixfs.importer import Added
 from ipmirror.unixfs.profile import PRESETS
@@ -75,10 +75,10 @@ class Mirrors:
         return m
 
     def sync(self, name: str, *, checksum: bool = False, on_event: Callable[[Added], None] | None = None,
-             on_warning: Callable[[str], None] | None = None) -> Version:
+             on_warning: Callable[[str], None] | None = None, progress: Progress | None = None) -> Version:
         m = self.get(name)
         v = sync(self.db, self.store, m, checksum=checksum, batch_bytes=self._batch, on_event=on_event,
-                 on_warning=on_warning)
+                 on_warning=on_warning, progress=progress)
         self._retain(m)
         if self._publish is not None:
             self._publish(m, CID.parse(v.root))

@@ -202,9 +202,30 @@ class _Tally:
     deletes: list[tuple[bytes, bytes, bool]] = field(default_factory=list)
 
 
+class Progress:
+    """Live counters of a running sync for a progress display, read from any thread (plain ints
+    another thread updates: a reading may be a moment old, never torn)."""
+
+    def __init__(self) -> None:
+        self._tally: _Tally | None = None
+        self._importer: Importer | None = None
+
+    def counts(self) -> dict[str, int]:
+        """scanned (files seen) and their bytes, read (files hashed) and theirs, added, changed,
+        removed — so far."""
+        t, imp = self._tally, self._importer
+        if t is None:
+            return dict.fromkeys(("scanned", "scanned_bytes", "read", "read_bytes", "added", "changed",
+                                  "removed"), 0)
+        reused, reused_bytes = (imp.reused_files, imp.reused_bytes) if imp is not None else (0, 0)
+        return {"scanned": reused + t.read_files, "scanned_bytes": reused_bytes + t.read_bytes,
+                "read": t.read_files, "read_bytes": t.read_bytes, "added": t.added, "changed": t.changed,
+                "removed": t.removed + len(t.deletes)}
+
+
 def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = False,
          batch_bytes: int | None = None, on_event: Callable[[Added], None] | None = None,
-         on_warning: Callable[[str], None] | None = None,
+         on_warning: Callable[[str], None] | None = None, progress: Progress | None = None,
          now: Callable[[], float] = time.time) -> Version:
     if not os.path.isdir(mirror.dir):
         raise InvalidInput(f"mirror {mirror.name}: {mirror.dir} is not a directory")
@@ -240,6 +261,8 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
 
         imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo,
                        ref_sink=s.put_ref if mirror.nocopy else None, report_reused=False)
+        if progress is not None:
+            progress._tally, progress._importer = tally, imp
         try:
             (root,) = imp.add_paths([mirror.dir])
         finally:
