@@ -97,6 +97,19 @@ def test_pins_and_gc(cli: CLI, tree: Path) -> None:
     assert r.rc == 1 and "not in the store" in r.err
 
 
+def test_pin_rm_of_a_mirror_root(cli: CLI, tree: Path) -> None:
+    """A mirror's version roots are the mirror's pins: `pin rm` says so instead of dropping them;
+    a user's own pin of the same root comes and goes independently."""
+    cli("mirror", "add", "m", tree)
+    root = cli("mirror", "sync", "m", "--json").text
+    root = json.loads(root)["root"]
+    r = cli("pin", "rm", root, check=False)
+    assert r.rc == 1 and "pinned by mirrors" in r.err and "mirror keep" in r.err
+    cli("pin", "add", root)
+    assert "still pinned by mirrors" in cli("pin", "rm", root).text
+    assert root in cli("pin", "ls").text
+
+
 def test_block_commands(cli: CLI) -> None:
     cid = cli("block", "put", input=b"some bytes").text.strip()
     assert cid.startswith("bafkrei")

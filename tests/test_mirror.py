@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CLI
+from ipmirror.codec.cid import CID
 from ipmirror.mirror import sync as sync_mod
 from ipmirror.mirror.db import MirrorDB
 from ipmirror.mirror.manager import Mirrors
@@ -188,6 +189,25 @@ def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path, kind: str
     finally:
         restore.close()
         e.close()
+
+
+def test_user_pins_survive_retention_and_rm(env: Env) -> None:
+    """Pins have owners: retention and `mirror rm` drop the mirror's pins, not a user's pin of
+    the same root."""
+    roots = []
+    for i in range(3):
+        write(env.dir / "f", b"version %d" % i)
+        roots.append(env.mirrors.sync("m").root)
+    first = CID.parse(roots[0])
+    env.store.pin_add(first)  # the user keeps version 1
+    env.mirrors.set_keep("m", 1)
+    gc.collect(env.store)
+    assert env.store.pin_holders(first) == ["user"]
+    assert gc.verify(env.store).ok and env.store.has(first)
+    env.mirrors.rm("m")
+    assert [str(c) for c, _k in env.store.pins()] == [roots[0]]
+    gc.collect(env.store)
+    assert env.store.has(first) and not env.store.has(CID.parse(roots[2]))
 
 
 # -- hypothesis: random mutation sequences ---------------------------------------------------
@@ -401,7 +421,6 @@ def test_mirror_keys_and_names(cli: CLI, tmp_path: Path) -> None:
 # -- the C scanner -----------------------------------------------------------------------------
 
 def test_c_scanner_sorts_out_unchanged_files(tmp_path: Path) -> None:
-    from ipmirror.codec.cid import CID
     from ipmirror.mirror.db import Rec
     scan = sync_mod._scan
     if scan is None:

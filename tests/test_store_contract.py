@@ -86,6 +86,44 @@ def test_pin_rm_and_list(store: Any) -> None:
     assert store.pins() == []
 
 
+def test_pins_have_owners(store: Any) -> None:
+    """A pin stays while any owner holds it: a user's pin of a mirror's root survives the
+    mirror's unpin, and the other way round; the strongest kind wins."""
+    a, da = blk(b"a")
+    store.put_many([(a, da)])
+    store.pin_add(a, "direct")  # the user's
+    with store.session() as s:
+        s.pin(a, owner="mirrors")
+    assert store.pins() == [(a, "recursive")] and store.pin_holders(a) == ["mirrors", "user"]
+    assert store.pin_rm(a, owner="mirrors")
+    assert store.pins() == [(a, "direct")] and store.pin_holders(a) == ["user"]
+    assert not store.pin_rm(a, owner="mirrors")  # not held by mirrors any more
+    store.pin_add(a, owner="mirrors")
+    assert store.pin_rm(a) and store.pin_holders(a) == ["mirrors"]  # the user's pin went
+    assert gc.collect(store).removed == 0 and store.has(a)
+    assert store.pin_rm(a, owner="mirrors") and store.pins() == []
+
+
+def test_pins_from_before_owners(tmp_path: Path) -> None:
+    """A pin stored as just its kind (before owners) is held by nobody in particular: any
+    owner's unpin removes it, any owner's pin adopts it."""
+    st = LmdbStore.open(tmp_path / "blocks")
+    try:
+        a, da = blk(b"a")
+        b, db = blk(b"b")
+        st.put_many([(a, da), (b, db)])
+        with st.env.begin(write=True) as txn:
+            txn.put(a.buffer, b"recursive", db=st.db_pins)
+            txn.put(b.buffer, b"direct", db=st.db_pins)
+        assert st.pins() == sorted([(a, "recursive"), (b, "direct")], key=lambda p: p[0].buffer)
+        assert st.pin_holders(a) == [""]
+        assert st.pin_rm(a, owner="mirrors") and st.pin_kind(a) is None
+        st.pin_add(b, "direct", owner="mirrors")
+        assert st.pin_holders(b) == ["mirrors"]
+    finally:
+        st.close()
+
+
 def test_gc_removes_unpinned_and_keeps_pinned_dags(store: Any, tmp_path: Path) -> None:
     d = tmp_path / "tree"
     (d / "sub").mkdir(parents=True)

@@ -227,7 +227,13 @@ def pin_rm(ctx: Ctx) -> int:
         for text in ctx.args.paths:
             cid = _cid_of(repo, text)
             if repo.store.pin_rm(cid):
-                ctx.print(f"unpinned {cid}")
+                left = repo.store.pin_holders(cid)
+                ctx.print(f"unpinned {cid}" + (f" (still pinned by {', '.join(left)})" if left else ""))
+            elif repo.store.pin_holders(cid):
+                holders = ", ".join(repo.store.pin_holders(cid))
+                ctx.err.write(f"Error: {cid} is pinned by {holders}, not by you "
+                              "(a mirror's versions are unpinned with 'mirror keep' or 'mirror rm')\n")
+                rc = 1
             else:
                 ctx.err.write(f"Error: {cid} is not pinned\n")
                 rc = 1

@@ -21,7 +21,7 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound
 from ipmirror.mirror.db import Mirror, MirrorDB, Version
 from ipmirror.mirror.diff import Change, diff
-from ipmirror.mirror.sync import Progress, sync
+from ipmirror.mirror.sync import PIN_OWNER, Progress, sync
 from ipmirror.store.lmdb_store import LmdbStore
 from ipmirror.unixfs.importer import Added
 from ipmirror.unixfs.profile import PRESETS
@@ -127,7 +127,7 @@ class Mirrors:
         for v in vs[:-m.keep]:
             if v.pinned:
                 if v.root not in kept and not self._root_used_elsewhere(m, v.root):
-                    self.store.pin_rm(CID.parse(v.root))
+                    self.store.pin_rm(CID.parse(v.root), owner=PIN_OWNER)
                 v.pinned = False
                 self.db.put_version(m.id, v)
 
@@ -143,6 +143,6 @@ class Mirrors:
         m = self.get(name)
         for v in self.db.versions(m.id):
             if v.pinned and not self._root_used_elsewhere(m, v.root):
-                self.store.pin_rm(CID.parse(v.root))
+                self.store.pin_rm(CID.parse(v.root), owner=PIN_OWNER)
         self.db.delete_mirror(m)
         return m

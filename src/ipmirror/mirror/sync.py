@@ -48,6 +48,7 @@ try:  # the C scanner (setup.py builds it; without a compiler the same rules run
 except ImportError:  # pragma: no cover - depends on the build
     _scan = None  # type: ignore[assignment]
 
+PIN_OWNER = "mirrors"  # mirror versions' pins: separate from a user's pin of the same root
 RACY_NS = 2_000_000_000  # 2 s: coarse file-system timestamps and clock skew
 
 
@@ -271,7 +272,7 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
         tally.nbytes += imp.reused_bytes
         for cid in memo.unprotected:  # reused from a sync that never completed: not pinned yet
             _stage_dag(s, store, cid, str(cid))
-        s.pin(root.cid)
+        s.pin(root.cid, owner=PIN_OWNER)
         puts = s.puts
     flush()
     versions = db.versions(mirror.id)

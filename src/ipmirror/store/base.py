@@ -28,6 +28,38 @@ from typing import Literal, Protocol
 from ipmirror.codec.cid import CID
 
 PinKind = Literal["recursive", "direct"]
+USER = "user"  # the owner of pins made by ``pin add``, ``add``, ``dag import``, ``block put --pin``
+
+
+def pin_owners(value: bytes) -> dict[str, PinKind]:
+    """A stored pin value as owner -> kind: ``user=direct;mirrors=recursive``. A value from
+    before owners (just the kind) has the empty owner, which any owner's unpin removes."""
+    text = value.decode()
+    parts = [("", text)] if "=" not in text else [p.partition("=")[::2] for p in text.split(";")]
+    return {owner: ("direct" if kind == "direct" else "recursive") for owner, kind in parts}
+
+
+def pin_value(owners: dict[str, PinKind]) -> bytes:
+    return ";".join(f"{o}={k}" for o, k in sorted(owners.items())).encode()
+
+
+def pin_kind_of(owners: dict[str, PinKind]) -> PinKind:
+    """A pin held recursively by any owner is recursive."""
+    return "recursive" if "recursive" in owners.values() else "direct"
+
+
+def pin_merge(value: bytes | None, owner: str, kind: PinKind) -> bytes:
+    owners = pin_owners(value) if value is not None else {}
+    owners.pop("", None)  # an ownerless (older) pin becomes this owner's
+    owners[owner] = kind
+    return pin_value(owners)
+
+
+def pin_drop(value: bytes, owner: str) -> tuple[bool, bytes | None]:
+    """``(whether owner held it, the value left — None: no owner left, delete the pin)``."""
+    owners = pin_owners(value)
+    held = owners.pop(owner, None) is not None or owners.pop("", None) is not None
+    return held, (pin_value(owners) if owners else None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +80,8 @@ class Session(Protocol):
 
     def has(self, cid: CID) -> bool: ...
 
-    def pin(self, cid: CID, kind: PinKind = "recursive") -> None:
-        """Pin ``cid`` when the session ends cleanly."""
+    def pin(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
+        """Pin ``cid`` for ``owner`` when the session ends cleanly."""
         ...
 
     def checkpoint(self) -> None:
@@ -86,13 +118,22 @@ class Blockstore(Protocol):
         """``(multihash, bytes)`` of every stored block."""
         ...
 
-    def pin_add(self, cid: CID, kind: PinKind = "recursive") -> None: ...
+    def pin_add(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
+        """Pin for ``owner`` (a pin stays while any owner holds it: a user's pin of a mirror's
+        root survives the mirror's retention, and the other way round)."""
+        ...
 
-    def pin_rm(self, cid: CID) -> bool: ...
+    def pin_rm(self, cid: CID, owner: str = USER) -> bool:
+        """Drop ``owner``'s pin; True if it held one (the pin itself may stay for others)."""
+        ...
 
     def pins(self) -> list[tuple[CID, PinKind]]: ...
 
     def pin_kind(self, cid: CID) -> PinKind | None: ...
+
+    def pin_holders(self, cid: CID) -> list[str]:
+        """Who holds a pin on ``cid`` (``user``, ``mirrors``; ``""`` for a pin made before owners)."""
+        ...
 
     def gc_snapshot(self) -> tuple[int, list[tuple[CID, PinKind]]]:
         """``(pin_epoch, pins)``: what GC marks from."""

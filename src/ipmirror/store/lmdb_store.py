@@ -47,7 +47,7 @@ import lmdb
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound, StoreError
-from ipmirror.store.base import PinKind, StoreStat
+from ipmirror.store.base import USER, PinKind, StoreStat, pin_drop, pin_kind_of, pin_merge, pin_owners
 from ipmirror.store.filestore import pack_ref, read_ref, unpack_ref
 
 T = TypeVar("T")
@@ -73,7 +73,7 @@ class LmdbSession:
         fd = os.open(self._lockfile, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lockfd = fd
-        self._pins: list[tuple[CID, PinKind]] = []
+        self._pins: list[tuple[CID, PinKind, str]] = []
         self._txn: Any = None
         self._in_txn = 0
         self._delta = 0
@@ -149,8 +149,8 @@ class LmdbSession:
         self._stage(mh)  # found: now protected from GC until the session ends
         return True
 
-    def pin(self, cid: CID, kind: PinKind = "recursive") -> None:
-        self._pins.append((cid, kind))
+    def pin(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
+        self._pins.append((cid, kind, owner))
 
     def checkpoint(self) -> None:
         self._commit()
@@ -168,8 +168,9 @@ class LmdbSession:
                     self._commit()
             else:
                 txn = self._begin()
-                for cid, kind in self._pins:
-                    txn.put(cid.buffer, kind.encode(), db=st.db_pins)
+                for cid, kind, owner in self._pins:
+                    txn.put(cid.buffer, pin_merge(txn.get(cid.buffer, db=st.db_pins), owner, kind),
+                            db=st.db_pins)
                 if self._pins:
                     _bump_epoch(txn, st.db_meta)
                 self._commit()
@@ -410,36 +411,48 @@ class LmdbStore:
                 yield k, v
 
     # -- pins ---------------------------------------------------------------------------------
-    def pin_add(self, cid: CID, kind: PinKind = "recursive") -> None:
+    def pin_add(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
         self._ensure_room(1 << 20)
         with self.env.begin(write=True) as txn:
-            txn.put(cid.buffer, kind.encode(), db=self.db_pins)
+            txn.put(cid.buffer, pin_merge(txn.get(cid.buffer, db=self.db_pins), owner, kind), db=self.db_pins)
             _bump_epoch(txn, self.db_meta)
 
-    def pin_rm(self, cid: CID) -> bool:
+    def pin_rm(self, cid: CID, owner: str = USER) -> bool:
         self._ensure_room(1 << 20)
         with self.env.begin(write=True) as txn:
-            found = txn.delete(cid.buffer, db=self.db_pins)
+            value = txn.get(cid.buffer, db=self.db_pins)
+            if value is None:
+                return False
+            held, left = pin_drop(bytes(value), owner)
+            if left is None:
+                txn.delete(cid.buffer, db=self.db_pins)
+            elif held:
+                txn.put(cid.buffer, left, db=self.db_pins)
             _bump_epoch(txn, self.db_meta)
-            return bool(found)
+            return held
 
     def pins(self) -> list[tuple[CID, PinKind]]:
         def fn(t: Any) -> list[tuple[CID, PinKind]]:
             with t.cursor(db=self.db_pins) as cur:
-                return [(CID.from_bytes(bytes(k)), bytes(v).decode()) for k, v in cur]  # type: ignore[misc]
+                return [(CID.from_bytes(bytes(k)), pin_kind_of(pin_owners(bytes(v)))) for k, v in cur]
         return self._read(fn)
 
     def pin_kind(self, cid: CID) -> PinKind | None:
         v = self._read(lambda t: t.get(cid.buffer, db=self.db_pins))
-        return bytes(v).decode() if v is not None else None  # type: ignore[return-value]
+        return pin_kind_of(pin_owners(bytes(v))) if v is not None else None
+
+    def pin_holders(self, cid: CID) -> list[str]:
+        """Who holds a pin on ``cid`` (``user``, ``mirrors``; ``""`` for a pin made before owners)."""
+        v = self._read(lambda t: t.get(cid.buffer, db=self.db_pins))
+        return sorted(pin_owners(bytes(v))) if v is not None else []
 
     # -- gc support ---------------------------------------------------------------------------
     def gc_snapshot(self) -> tuple[int, list[tuple[CID, PinKind]]]:
         def fn(t: Any) -> tuple[int, list[tuple[CID, PinKind]]]:
             epoch = _u64(t.get(b"epoch", db=self.db_meta))
             with t.cursor(db=self.db_pins) as cur:
-                pins = [(CID.from_bytes(bytes(k)), bytes(v).decode()) for k, v in cur]
-            return epoch, pins  # type: ignore[return-value]
+                pins = [(CID.from_bytes(bytes(k)), pin_kind_of(pin_owners(bytes(v)))) for k, v in cur]
+            return epoch, pins
         return self._read(fn)
 
     def _session_alive(self, sid: bytes) -> bool:

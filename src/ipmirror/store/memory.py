@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound
-from ipmirror.store.base import PinKind, StoreStat
+from ipmirror.store.base import USER, PinKind, StoreStat, pin_drop, pin_kind_of, pin_merge, pin_owners
 
 _ids = itertools.count(1)
 
@@ -18,7 +18,7 @@ class MemorySession:
         self._store = store
         self._on_commit = on_commit
         self.sid = next(_ids)
-        self._pins: list[tuple[CID, PinKind]] = []
+        self._pins: list[tuple[CID, PinKind, str]] = []
         self._written = 0
         self._staged: set[bytes] = set()
         with store._lock:
@@ -43,8 +43,8 @@ class MemorySession:
             return True
         return False
 
-    def pin(self, cid: CID, kind: PinKind = "recursive") -> None:
-        self._pins.append((cid, kind))
+    def pin(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
+        self._pins.append((cid, kind, owner))
 
     def checkpoint(self) -> None:
         if self._on_commit is not None:
@@ -57,8 +57,9 @@ class MemorySession:
     def end(self, ok: bool) -> None:
         with self._store._lock:
             if ok:
-                for cid, kind in self._pins:
-                    self._store._pins[cid.buffer] = kind
+                pins = self._store._pins
+                for cid, kind, owner in self._pins:
+                    pins[cid.buffer] = pin_merge(pins.get(cid.buffer), owner, kind)
                 if self._pins:
                     self._store._epoch += 1
             self._store._staging.pop(self.sid, None)
@@ -74,7 +75,7 @@ class MemorySession:
 class MemoryStore:
     def __init__(self) -> None:
         self._blocks: dict[bytes, bytes] = {}
-        self._pins: dict[bytes, PinKind] = {}
+        self._pins: dict[bytes, bytes] = {}  # cid -> pin value (owners, base.pin_value)
         self._staging: dict[int, set[bytes]] = {}
         self._epoch = 0
         self._lock = threading.RLock()
@@ -115,23 +116,35 @@ class MemoryStore:
             items = list(self._blocks.items())
         return iter(items)
 
-    def pin_add(self, cid: CID, kind: PinKind = "recursive") -> None:
+    def pin_add(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
         with self._lock:
-            self._pins[cid.buffer] = kind
+            self._pins[cid.buffer] = pin_merge(self._pins.get(cid.buffer), owner, kind)
             self._epoch += 1
 
-    def pin_rm(self, cid: CID) -> bool:
+    def pin_rm(self, cid: CID, owner: str = USER) -> bool:
         with self._lock:
-            found = self._pins.pop(cid.buffer, None) is not None
+            value = self._pins.get(cid.buffer)
+            if value is None:
+                return False
+            held, left = pin_drop(value, owner)
+            if left is None:
+                del self._pins[cid.buffer]
+            else:
+                self._pins[cid.buffer] = left
             self._epoch += 1
-            return found
+            return held
 
     def pins(self) -> list[tuple[CID, PinKind]]:
         with self._lock:
-            return [(CID.from_bytes(k), v) for k, v in sorted(self._pins.items())]
+            return [(CID.from_bytes(k), pin_kind_of(pin_owners(v))) for k, v in sorted(self._pins.items())]
 
     def pin_kind(self, cid: CID) -> PinKind | None:
-        return self._pins.get(cid.buffer)
+        v = self._pins.get(cid.buffer)
+        return pin_kind_of(pin_owners(v)) if v is not None else None
+
+    def pin_holders(self, cid: CID) -> list[str]:
+        v = self._pins.get(cid.buffer)
+        return sorted(pin_owners(v)) if v is not None else []
 
     def gc_snapshot(self) -> tuple[int, list[tuple[CID, PinKind]]]:
         with self._lock:
