@@ -562,3 +562,19 @@ def test_dagcbor_links_on_car_blocks(car: str) -> None:
         elif cid.codec == DAG_PB:
             dagpb.decode(block)
     assert seen > 0
+
+
+def test_split_agrees_with_decode() -> None:
+    """`split` (links as encoded bytes, for updaters) sees what `decode` sees, and joining its
+    pieces gives the block back."""
+    from ipmirror.codec import dagpb, varint
+    from ipmirror.codec.cid import CID as C
+    links = tuple(dagpb.PBLink(C.hash(0x55, b"%d" % i), f"n{i:03d}\udcff", 10 + i * 300) for i in range(40))
+    block = dagpb.encode(dagpb.PBNode(b"\x08\x01", links))
+    raw, data = dagpb.split(block)
+    node = dagpb.decode(block)
+    assert data == node.data
+    assert [(n, t, h) for n, t, h, _r in raw] == [(lk.name, lk.tsize, lk.hash.buffer) for lk in node.links]
+    assert b"".join(r for *_x, r in raw) + b"\x0a" + varint.encode(len(data)) + data == block
+    with pytest.raises(DecodeError):
+        dagpb.split(block[:-3] + b"\x12\x05")

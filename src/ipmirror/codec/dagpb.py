@@ -93,6 +93,56 @@ def encoded_link_size(cid_len: int, name_len: int | None, tsize: int | None) -> 
     return 1 + varint.size(body) + body
 
 
+RawLink = tuple[str, int, bytes, bytes]  # name, Tsize, Hash bytes, the link as encoded (tag included)
+
+
+def split(block: bytes) -> tuple[list[RawLink], bytes]:
+    """A dag-pb block's links and Data in one pass, without decoding CIDs: each link as (name,
+    Tsize, Hash bytes, its encoded bytes), so an updater can copy unchanged links as they are.
+    Every link must have a Hash and a Tsize (as UnixFS directories' do)."""
+    try:
+        return _split(block)
+    except (IndexError, UnicodeDecodeError):
+        raise DecodeError("malformed dag-pb block") from None
+
+
+def _split(block: bytes) -> tuple[list[RawLink], bytes]:
+    links: list[RawLink] = []
+    data = b""
+    pos, end = 0, len(block)
+    while pos < end:
+        tag = block[pos]
+        n, body = varint.decode(block, pos + 1)
+        stop = body + n
+        if stop > end:
+            raise DecodeError("truncated")
+        if tag == 0x0A:
+            data = block[body:stop]
+        elif tag == 0x12:
+            name, tsize, cid = "", -1, b""
+            p = body
+            while p < stop:
+                field = block[p]
+                if field == 0x18:
+                    tsize, p = varint.decode(block, p + 1)
+                    continue
+                m, q = varint.decode(block, p + 1)
+                if field == 0x0A:
+                    cid = block[q:q + m]
+                elif field == 0x12:
+                    name = block[q:q + m].decode("utf-8", "surrogateescape")
+                else:
+                    raise DecodeError("unknown link field")
+                p = q + m
+            if tsize < 0 or not cid:
+                raise DecodeError("link without Tsize or Hash")
+            links.append((name, tsize, cid, block[pos:stop]))
+        else:
+            raise DecodeError("unknown field")
+        pos = stop
+    return links, data
+
+
 def _read_field(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
     key, pos = varint.decode(buf, pos)
     if pos > end:

@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ipmirror.codec import dagpb, varint
 from ipmirror.codec import unixfs_pb as pb
-from ipmirror.codec.cid import CID
+from ipmirror.codec.cid import CID, DAG_PB
+from ipmirror.errors import DecodeError
 from ipmirror.unixfs.hamt import HamtUpdate, build_hamt, update_hamt
 from ipmirror.unixfs.nodes import BlockMaker, Entry, dir_mode, file_mode
 from ipmirror.unixfs.profile import Profile
@@ -66,18 +67,48 @@ def update_directory(maker: BlockMaker, profile: Profile, prev: CID, prev_size: 
                      mode: int | None = None, mtime: pb.MTime | None = None) -> tuple[Entry, int] | None:
     """The directory whose previous node was ``prev`` (with size estimate ``prev_size``) after
     ``changes`` (name -> (old entry, new entry), None for absent), without looking at its other
-    children: when it stays a HAMT, only the shards along the changed names are re-encoded. None
-    when the node has to be built from all children instead (it is, or becomes, flat; or the
-    previous HAMT cannot be read)."""
+    children: when it stays a HAMT, only the shards along the changed names are re-encoded; when
+    it stays flat, its unchanged links are copied as encoded bytes. None when the node has to be
+    built from all children instead (it switches between flat and HAMT, or the previous node
+    cannot be read)."""
     size = prev_size
     for name, (old, new) in changes.items():
         size += (link_cost(profile, name, new) if new is not None else 0) \
             - (link_cost(profile, name, old) if old is not None else 0)
-    if not (profile.shards(prev_size) and profile.shards(size)):
-        return None
-    up = HamtUpdate(prev, get, {n: new for n, (_old, new) in changes.items()})
-    entry = update_hamt(maker, up, profile.hamt_fanout, dir_mode(mode), mtime)
+    was, now = profile.shards(prev_size), profile.shards(size)
+    if was != now:
+        return None  # it switches form: build it from all children
+    news = {n: new for n, (_old, new) in changes.items()}
+    if now:
+        entry = update_hamt(maker, HamtUpdate(prev, get, news), profile.hamt_fanout, dir_mode(mode), mtime)
+    else:
+        entry = _update_flat(maker, prev, get, news, dir_data(mode, mtime))
     return (entry, size) if entry is not None else None
+
+
+def _update_flat(maker: BlockMaker, prev: CID, get: Callable[[CID], bytes | None],
+                 changes: Mapping[bytes, Entry | None], data: bytes) -> Entry | None:
+    """A flat directory node from the previous one: unchanged links copied as encoded bytes,
+    changed ones encoded; None if the previous node is not a flat UnixFS directory."""
+    block = get(prev)
+    if block is None or prev.codec != DAG_PB:
+        return None
+    try:
+        links, old_data = dagpb.split(block)
+        if pb.UnixFSData.decode(old_data).type != pb.DIRECTORY:
+            return None
+    except DecodeError:
+        return None
+    byname = {name.encode("utf-8", "surrogateescape"): (tsize, raw) for name, tsize, _h, raw in links}
+    for name, e in changes.items():
+        if e is None:
+            byname.pop(name, None)
+        else:
+            text = name.decode("utf-8", "surrogateescape")
+            byname[name] = (e.tsize, dagpb.encode_links((dagpb.PBLink(e.cid, text, e.tsize),), None))
+    order = sorted(byname)
+    out = b"".join([*(byname[n][1] for n in order), b"\x0a", varint.encode(len(data)), data])
+    return Entry(maker.make(DAG_PB, out), len(out) + sum(byname[n][0] for n in order), 0)
 
 
 def symlink(maker: BlockMaker, target: bytes, mode: int | None = None,

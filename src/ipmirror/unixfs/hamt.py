@@ -128,7 +128,7 @@ def update_hamt(maker: BlockMaker, up: HamtUpdate, fanout: int = 256, mode: int 
 
 # A previous shard's links as (name, tsize, CID bytes, encoded link): unchanged links are copied
 # as encoded bytes, so updating a shard of ~100 links does not decode and re-encode them all.
-_Raw = tuple[str, int, bytes, bytes]
+_Raw = dagpb.RawLink
 _DAG_PB = 0x70
 
 
@@ -138,9 +138,9 @@ def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int, pad: int) 
     if block is None or cid.codec != _DAG_PB:
         return None
     try:
-        links, data = _split(block)
+        links, data = dagpb.split(block)
         d = pb.UnixFSData.decode(data)
-    except (DecodeError, IndexError, UnicodeDecodeError):
+    except DecodeError:
         return None
     if d.type != pb.HAMT_SHARD or d.fanout != fanout or d.hash_type != pb.MURMUR3_X64_64:
         return None
@@ -151,44 +151,6 @@ def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int, pad: int) 
             return None
         out[int(prefix, 16)] = link
     return out
-
-
-def _split(block: bytes) -> tuple[list[_Raw], bytes]:
-    """A dag-pb block's links (name, tsize, hash bytes, encoded) and its data, in one pass."""
-    links: list[_Raw] = []
-    data = b""
-    pos, end = 0, len(block)
-    while pos < end:
-        tag = block[pos]
-        n, body = varint.decode(block, pos + 1)
-        stop = body + n
-        if stop > end:
-            raise DecodeError("truncated")
-        if tag == 0x0A:
-            data = block[body:stop]
-        elif tag == 0x12:
-            name, tsize, cid = "", -1, b""
-            p = body
-            while p < stop:
-                field = block[p]
-                if field == 0x18:
-                    tsize, p = varint.decode(block, p + 1)
-                    continue
-                m, q = varint.decode(block, p + 1)
-                if field == 0x0A:
-                    cid = block[q:q + m]
-                elif field == 0x12:
-                    name = block[q:q + m].decode("utf-8", "surrogateescape")
-                else:
-                    raise DecodeError("unknown link field")
-                p = q + m
-            if tsize < 0 or not cid:
-                raise DecodeError("link without Tsize or Hash")
-            links.append((name, tsize, cid, block[pos:stop]))
-        else:
-            raise DecodeError("unknown field")
-        pos = stop
-    return links, data
 
 
 def _encoded(cid: CID, name: str, tsize: int) -> bytes:

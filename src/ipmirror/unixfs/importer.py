@@ -481,8 +481,8 @@ class Importer:
             self._emit(rel + "/" + os.fsdecode(gone), None, "removed")
             changed.append(gone)
         prev = parent.previous(name_in_parent) if plain else None
-        if prev is not None and self.profile.shards(prev[1]) and len(changed) * 4 <= len(present):
-            # a HAMT with few changes: update the previous node along the changed names only
+        if prev is not None and len(changed) * 4 <= len(present):
+            # few changes: update the previous node (a HAMT along the changed names only)
             old = memo.old_entries(changed)
             if old is not None:
                 new = dict(children)
