@@ -51,6 +51,7 @@ from ipmirror.unixfs.trickle import TrickleBuilder
 
 MAX_TRIES = 3
 BATCH_ITEMS = 256  # items per hand-off to the calling thread (see Importer._send)
+SCAN_AHEAD = 16  # subdirectories a mirror sync scans ahead of the walk (Importer._prefetch)
 EntryKind = Literal["file", "directory", "symlink", "removed"]
 
 
@@ -448,11 +449,19 @@ class Importer:
                 self._warn(f"{sub}: special file skipped")
         self.reused_files += len(reused)
         self.reused_bytes += reused_bytes
-        aheads: list[Future[tuple[DirMemo, _Scan | None]] | None] = [None] * len(subdirs)
-        if fast_ok:
-            aheads = [pool.submit(self._prefetch, sub, subrel) for _n, sub, subrel, _st in subdirs]
-        for (name, sub, subrel, dst), ahead_sub in zip(subdirs, aheads, strict=True):
-            entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name, ahead_sub)
+        # scan a few subdirectories ahead (a window, so a directory with 500,000 subdirectories
+        # does not hold 500,000 scans in memory)
+        aheads: dict[int, Future[tuple[DirMemo, _Scan | None]]] = {}
+
+        def scan_ahead(i: int) -> None:
+            if fast_ok and i < len(subdirs):
+                aheads[i] = pool.submit(self._prefetch, subdirs[i][1], subdirs[i][2])
+
+        for i in range(SCAN_AHEAD):
+            scan_ahead(i)
+        for i, (name, sub, subrel, dst) in enumerate(subdirs):
+            scan_ahead(i + SCAN_AHEAD)
+            entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name, aheads.pop(i, None))
             children.append((name, entry))
             if not same and (memo is None or not memo.same(name, entry)):
                 changed.append(name)
