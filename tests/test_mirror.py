@@ -493,3 +493,19 @@ def test_progress_line_on_a_terminal(cli: CLI, repo_path: Path, tmp_path: Path) 
     os.close(main)
     assert p.returncode == 0
     assert b"20 files scanned" in shown and b"20 read" in shown and b"+20" in shown
+
+
+def test_many_subdirectories_scanned_ahead(env: Env) -> None:
+    """More subdirectories than the scan-ahead window (16), nested: the window slides and every
+    version equals a full add."""
+    for i in range(60):
+        write(env.dir / f"p{i % 3}" / f"pkg{i:02d}" / "a.deb", b"%d" % i)
+    age(env.dir)
+    assert env.mirrors.sync("m").root == env.full_add()
+    for i in (0, 17, 33, 59):
+        p = env.dir / f"p{i % 3}" / f"pkg{i:02d}" / "a.deb"
+        write(p, b"changed %d" % i)
+        age(p)
+    shutil.rmtree(env.dir / "p1" / "pkg40")
+    v = env.mirrors.sync("m")
+    assert v.root == env.full_add() and v.read_files == 4 and v.removed == 1
