@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the server's modules load when serving, not for every other
     from ipmirror.node import Repo
 
 DAY_NS = 24 * 3600 * 1_000_000_000
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -160,8 +161,9 @@ def _fork_worker(ctx: Ctx, sock: socket.socket, index: int) -> int:
         return pid
     code = 1
     try:
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in _STOP_SIGNALS:
             signal.signal(sig, signal.SIG_DFL)  # the parent's forwarding handler is not ours
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)  # blocked by the parent to fork
         code = _worker(ctx, sock, republish=index == 0, parent=parent)
     except BaseException:
         logging.getLogger("ipmirror.serve").exception("worker %d failed", index)
@@ -183,13 +185,20 @@ def _supervise(ctx: Ctx, sock: socket.socket, n: int) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    for sig in _STOP_SIGNALS:
         signal.signal(sig, stop)
     try:
         for i in range(n):
             if stopping:
                 break
-            live.add(_fork_worker(ctx, sock, i))
+            # No signal between fork and the child's own handlers: the child would run this
+            # process's forwarding handler and swallow it. Held here, a signal reaches the
+            # parent once the new pid is in ``live`` (and is forwarded to it).
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            try:
+                live.add(_fork_worker(ctx, sock, i))
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOP_SIGNALS)
     except OSError as e:
         ctx.warn(f"cannot start worker: {e.strerror}")
         code = 1
