@@ -62,6 +62,13 @@ def split_rel(rel: str) -> tuple[bytes, bytes]:
     return os.fsencode(d), os.fsencode(n)
 
 
+def _entry(raw: bytes) -> Entry:
+    """The entry a packed index record names (a directory's ``size`` field holds its estimate,
+    not content bytes)."""
+    kind, size, _m, _i, _c, _mode, tsize, _s, _g, dlen = unpack_head(raw)
+    return Entry(CID.trusted(raw[REC_HEAD + dlen:]), tsize, size if kind == b"f" else 0)
+
+
 class _DirMemo:
     __slots__ = ("_unsure", "memo", "prev")
 
@@ -89,9 +96,7 @@ class _DirMemo:
         return size
 
     def entry(self, name: bytes) -> Entry:
-        raw = self.prev[name]
-        head = unpack_head(raw)
-        return Entry(CID.trusted(raw[REC_HEAD + head[9]:]), head[6], head[1])
+        return _entry(self.prev[name])
 
     def same(self, name: bytes, entry: Entry) -> bool:
         raw = self.prev.get(name)
@@ -129,10 +134,9 @@ class _DirMemo:
             if raw is None:
                 out[name] = None
                 continue
-            head = unpack_head(raw)
-            if head[8] > self.memo.completed_gen:
+            if unpack_head(raw)[8] > self.memo.completed_gen:
                 return None
-            out[name] = Entry(CID.trusted(raw[REC_HEAD + head[9]:]), head[6], head[1])
+            out[name] = _entry(raw)
         return out
 
     def block(self, cid: CID) -> bytes | None:
