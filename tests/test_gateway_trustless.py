@@ -33,9 +33,11 @@ from ipmirror.codec.cid import CID, verify_multihash
 from ipmirror.codec.libp2p_key import PeerID, PrivateKey
 from ipmirror.errors import InvalidInput
 from ipmirror.gateway.app import make_app
-from ipmirror.gateway.common import GatewayConfig
+from ipmirror.gateway.config import GatewayConfig
+from ipmirror.mirror.register import add_mirror
 from ipmirror.node import Repo
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.resolve import Resolver
 
 GC = "gateway-conformance"
 TG = "trustless_gateway_car"
@@ -100,7 +102,7 @@ class Fixture:
         raise KeyError(cid)
 
     def cid(self, *path: str) -> CID:
-        return ex.resolve(self.get, self.root, list(path)) if path else self.root
+        return Resolver(self.get).resolve_path(self.root, path).cid
 
     def v1(self, *path: str) -> str:
         return str(self.cid(*path).to_v1())
@@ -506,7 +508,8 @@ def test_ipns_record_of_a_local_key(gw: Gateway) -> None:
 
 def test_ipns_record_of_a_mirror(gw: Gateway, tmp_path: Path) -> None:
     (tmp_path / "tree").mkdir()
-    gw.repo.mirror_add("docs-mirror", str(tmp_path / "tree"), profile="unixfs-v1-2025", key="docs-key")
+    add_mirror(gw.repo.mirrors(), gw.repo.keystore, "docs-mirror", str(tmp_path / "tree"),
+               profile="unixfs-v1-2025", key="docs-key")
     pub = gw.repo.names.publish("docs-key", "/ipfs/bafkqaaa")
     r = gw.get("/ipns/docs-mirror?format=ipns-record")  # a mirror's record is its key's
     assert (r.status, r.body) == (200, pub.record)
