@@ -516,6 +516,30 @@ def test_ipns_record_of_a_mirror(gw: Gateway, tmp_path: Path) -> None:
     assert gw.get("/ipns/no-such-local-name?format=ipns-record").status == 400
 
 
+def test_records_are_verified_once_across_requests(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node keeps one ``Names`` (with its memory of verified records) for all requests and
+    apps: serving an unchanged record again checks no signature (docs/design.md, Serving)."""
+    gw.repo.keystore.gen("counted-key")
+    pub = gw.repo.names.publish("counted-key", "/ipfs/bafkqaaa")  # a new record: not verified yet
+    calls: list[bytes] = []
+    validate = ipns.validate
+
+    def counting(raw: bytes, *args: object, **kwargs: object) -> ipns.Record:
+        calls.append(raw)
+        return validate(raw, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ipns, "validate", counting)
+    start = time.monotonic()
+    for _ in range(3):
+        assert gw.get("/ipns/counted-key?format=ipns-record").body == pub.record
+        assert gw.get(f"/routing/v1/ipns/{pub.name}").body == pub.record
+        assert gw.get("/ipns/counted-key").status == 200
+    elapsed = time.monotonic() - start
+    # a verified record is checked again after a second (naming/names.py, rule 3), never per request
+    assert calls and len(calls) <= 1 + int(elapsed), (len(calls), elapsed)
+    assert set(calls) == {pub.record}
+
+
 def _record(seed: bytes, seq: int, value: str = "/ipfs/bafkqaaa",
             eol_ns: int | None = None) -> tuple[str, bytes]:
     key = PrivateKey.from_ed25519_seed(seed)
