@@ -234,6 +234,11 @@ def test_raw_block_bytes_and_headers(gw: Gateway) -> None:
     assert (part.status, part.body, part.header("Content-Range")) == (206, fx.get(f)[6:17],
                                                                       f"bytes 6-16/{len(fx.get(f))}")
     assert gw.get(f"/ipfs/{f}?format=raw", If_None_Match=f'"{f}.raw"').status == 304
+    both = gw.get(f"/ipfs/{f}?format=raw", Range="bytes=0-1,-2")
+    assert both.status == 206 and both.header("Content-Type").startswith("multipart/byteranges; boundary=")
+    assert both.body.count(b"Content-Type: application/vnd.ipld.raw\r\n") == 2
+    assert f"Content-Range: bytes 0-1/{len(fx.get(f))}".encode() in both.body
+    assert gw.get(f"/ipfs/{f}?format=raw", Range=f"bytes={len(fx.get(f))}-").status == 416
     # a path is allowed (path gateway); the block at its end is served
     assert gw.get(f"/ipfs/{fx.root}/dir/ascii.txt?format=raw").body == fx.get(f)
 

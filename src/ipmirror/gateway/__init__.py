@@ -4,7 +4,7 @@ routing. Handlers see only a :class:`~ipmirror.gateway.backend.Backend`, never t
 Modules: ``app`` (routes, format dispatch, the one error-to-status mapping), one handler per
 response format (``unixfs_handler``, ``trustless``, ``tar``, ``ipns_routes``,
 ``delegated_routing``), request plumbing (``target``, ``pathcache``, ``replay``, ``negotiate`` —
-pure —, ``headers``, ``streaming``, ``ranged``, ``ranges``, ``config``, ``accesslog``) and the
+pure —, ``headers``, ``streaming``, ``ranges``, ``config``, ``accesslog``) and the
 node adapter ``node_backend``. This package is an I/O shell: it may import aiohttp; the layers
 below it may not (pyproject.toml). Paths are resolved by ``unixfs.resolve``.
 """

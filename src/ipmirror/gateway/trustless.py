@@ -42,7 +42,7 @@ from ipmirror.errors import DecodeError, InvalidInput
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.headers import content_disposition, etag_matches
 from ipmirror.gateway.negotiate import CODEC_FORMATS, RAW_TYPE, Negotiated
-from ipmirror.gateway.ranged import send_ranged
+from ipmirror.gateway.ranges import send_ranged
 from ipmirror.gateway.streaming import aiter_blocking, batched, run_blocking, start_stream
 from ipmirror.gateway.target import Target
 from ipmirror.store.dag import links

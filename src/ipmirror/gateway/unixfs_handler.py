@@ -21,7 +21,7 @@ from ipmirror.codec.cid import CID, RAW
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.config import GatewayConfig
 from ipmirror.gateway.headers import content_disposition, etag_matches
-from ipmirror.gateway.ranged import send_ranged
+from ipmirror.gateway.ranges import send_ranged
 from ipmirror.gateway.replay import REPLAY
 from ipmirror.gateway.streaming import aiter_blocking, run_blocking, start_stream
 from ipmirror.gateway.target import Target
