@@ -30,7 +30,8 @@ from ipmirror.codec import dagpb, ipns
 from ipmirror.codec import unixfs_pb as ufs
 from ipmirror.codec.car import read_car
 from ipmirror.codec.cid import CID, verify_multihash
-from ipmirror.codec.libp2p_key import PeerID, PrivateKey
+from ipmirror.codec.libp2p_key import PrivateKey
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import InvalidInput
 from ipmirror.gateway.app import make_app
 from ipmirror.gateway.common import GatewayConfig

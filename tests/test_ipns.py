@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _fixtures import require_fixtures
-from ipmirror.codec import dagcbor, ipns
+from ipmirror.codec import dagcbor, ipns, rfc3339
 from ipmirror.codec.ipns import HOUR, MINUTE, SECOND, IpnsEntry, RecordData
-from ipmirror.codec.libp2p_key import PeerID, PrivateKey, pb_bytes_field
+from ipmirror.codec.libp2p_key import PrivateKey
+from ipmirror.codec.peerid import PeerID
+from ipmirror.codec.protowire import pb_bytes_field
 from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, StoreError
 from ipmirror.naming import names as names_mod
 from ipmirror.naming.keystore import Keystore
@@ -330,7 +332,7 @@ def test_compare() -> None:
     ("0000-01-01T00:00:00Z", -62167219200 * SECOND),
 ])
 def test_parse_rfc3339(text: str, ns: int) -> None:
-    assert ipns.parse_rfc3339(text) == ns
+    assert rfc3339.parse_rfc3339(text) == ns
 
 
 @pytest.mark.parametrize("text", ["1970-01-01 00:00:00Z", "1970-01-01T00:00:00", "1970-01-01t00:00:00z",
@@ -339,25 +341,25 @@ def test_parse_rfc3339(text: str, ns: int) -> None:
                                   "١٩٧٠-01-01T00:00:00Z"])
 def test_parse_rfc3339_rejects(text: str) -> None:
     with pytest.raises(InvalidInput):
-        ipns.parse_rfc3339(text)
+        rfc3339.parse_rfc3339(text)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=-62167219200 * SECOND, max_value=253402300800 * SECOND - 1))
 def test_rfc3339_round_trip(ns: int) -> None:
-    text = ipns.format_rfc3339(ns)
-    assert ipns.parse_rfc3339(text) == ns
+    text = rfc3339.format_rfc3339(ns)
+    assert rfc3339.parse_rfc3339(text) == ns
     assert text.endswith("Z")
     if "." in text:
         assert not text.endswith("0Z")  # Go's RFC3339Nano drops trailing zeros
 
 
 def test_format_rfc3339_like_go() -> None:
-    assert ipns.format_rfc3339(0) == "1970-01-01T00:00:00Z"
-    assert ipns.format_rfc3339(1_500_000_000) == "1970-01-01T00:00:01.5Z"
-    assert ipns.format_rfc3339(-1) == "1969-12-31T23:59:59.999999999Z"
+    assert rfc3339.format_rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339.format_rfc3339(1_500_000_000) == "1970-01-01T00:00:01.5Z"
+    assert rfc3339.format_rfc3339(-1) == "1969-12-31T23:59:59.999999999Z"
     with pytest.raises(InvalidInput):
-        ipns.format_rfc3339(253402300800 * SECOND)
+        rfc3339.format_rfc3339(253402300800 * SECOND)
 
 
 # -- local names: publish, sequence, put, resolve ---------------------------------------------------
@@ -384,7 +386,7 @@ def test_publish_and_resolve(repo: Path) -> None:
     info = names.keys.gen("site")
     pub = names.publish("site", "/ipfs/bafkqaaa")
     assert (pub.name, pub.sequence, pub.value) == (info.id, 0, "/ipfs/bafkqaaa")
-    assert pub.validity == ipns.format_rfc3339(T0 + 48 * HOUR)
+    assert pub.validity == rfc3339.format_rfc3339(T0 + 48 * HOUR)
     for text in ("site", str(info.id), info.id.to_base58(), f"/ipns/{info.id}"):
         assert names.resolve(text) == "/ipfs/bafkqaaa"
     assert names.resolve(f"/ipns/{info.id}/a/b") == "/ipfs/bafkqaaa/a/b"

@@ -28,7 +28,7 @@ from types import TracebackType
 
 from ipmirror.codec import ipns
 from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import (
     Conflict,
     InvalidInput,

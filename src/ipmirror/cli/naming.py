@@ -15,7 +15,7 @@ from typing import Final
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import ipns
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, InvalidInput, UnsupportedFormat
 from ipmirror.naming.keystore import KEY_TYPES, atomic_write
 from ipmirror.naming.names import Names, load_record_file

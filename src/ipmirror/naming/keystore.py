@@ -38,7 +38,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ipmirror.codec.libp2p_key import KeyType, PeerID, PrivateKey
+from ipmirror.codec.libp2p_key import KeyType, PrivateKey
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, DecodeError, InvalidInput, NotFound, StoreError, UnsupportedFormat
 
 SELF: Final = "self"

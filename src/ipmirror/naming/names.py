@@ -48,9 +48,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ipmirror.codec import ipns
+from ipmirror.codec import ipns, rfc3339
 from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, StoreError, UnsupportedFormat
 from ipmirror.naming.keystore import Keystore, atomic_write
 
@@ -324,7 +324,7 @@ class Names:
             if raw is None:
                 continue
             data = ipns.RecordData.decode(ipns.decode(raw).data or b"")
-            if ipns.parse_rfc3339(data.validity) - now > within_ns:
+            if rfc3339.parse_rfc3339(data.validity) - now > within_ns:
                 continue
             out.append(self.publish(info.name, data.value.decode("utf-8"), lifetime_ns=lifetime_ns,
                                     ttl_ns=data.ttl))
