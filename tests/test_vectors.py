@@ -153,7 +153,7 @@ def test_threshold_case_estimate(case: str, profile: str, kw: dict[str, Any], wa
         if a.kind == "file":
             children.append((os.fsencode(a.path.rsplit("/", 1)[1]), a.entry))
 
-    Importer(AddOptions(prof, hidden=True), on_added=added).add_paths([path])
+    Importer(AddOptions(prof, hidden=True), on_event=added).add_paths([path])
     assert len(children) == len(os.listdir(path))
     assert estimate(prof, children, dir_data(None, None)) == want
     if prof.hamt_estimate == "block-bytes":

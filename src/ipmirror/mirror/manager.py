@@ -23,7 +23,7 @@ from ipmirror.mirror.db import Mirror, MirrorDB, Version
 from ipmirror.mirror.diff import Change, diff
 from ipmirror.mirror.sync import PIN_OWNER, Progress, sync
 from ipmirror.store.lmdb_store import LmdbStore
-from ipmirror.unixfs.importer import Added
+from ipmirror.unixfs.importer import ImportEvent
 from ipmirror.unixfs.profile import PRESETS
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -74,7 +74,8 @@ class Mirrors:
         self.db.put_mirror(m)
         return m
 
-    def sync(self, name: str, *, checksum: bool = False, on_event: Callable[[Added], None] | None = None,
+    def sync(self, name: str, *, checksum: bool = False,
+             on_event: Callable[[ImportEvent], None] | None = None,
              on_warning: Callable[[str], None] | None = None, progress: Progress | None = None) -> Version:
         m = self.get(name)
         v = sync(self.db, self.store, m, checksum=checksum, batch_bytes=self._batch, on_event=on_event,

@@ -39,7 +39,7 @@ from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
 from ipmirror.mirror.db import REC_HEAD, ROOT_DIR, Mirror, MirrorDB, Rec, Version, unpack_head
 from ipmirror.store.dag import walk
 from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
-from ipmirror.unixfs.importer import Added, AddOptions, DirMemo, Importer
+from ipmirror.unixfs.importer import AddOptions, DirMemo, Importer, ImportEvent
 from ipmirror.unixfs.nodes import Entry
 from ipmirror.unixfs.profile import resolve
 
@@ -229,7 +229,7 @@ class Progress:
 
 
 def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = False,
-         batch_bytes: int | None = None, on_event: Callable[[Added], None] | None = None,
+         batch_bytes: int | None = None, on_event: Callable[[ImportEvent], None] | None = None,
          on_warning: Callable[[str], None] | None = None, progress: Progress | None = None,
          now: Callable[[], float] = time.time) -> Version:
     if not os.path.isdir(mirror.dir):
@@ -259,12 +259,12 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
 
     memo = IndexMemo(db, mirror, checksum, present, get)
     with store.session(batch_bytes=batch_bytes, on_commit=flush) as s:
-        def on_added(ev: Added) -> None:  # writer thread
+        def record(ev: ImportEvent) -> None:  # writer thread
             _record(db, mirror, ev, gen, scan_ns, tally)
             if on_event is not None:
                 on_event(ev)
 
-        imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo,
+        imp = Importer(opts, s.put, on_event=record, on_warning=on_warning, memo=memo,
                        ref_sink=s.put_ref if mirror.nocopy else None, report_reused=False)
         if progress is not None:
             progress._tally, progress._importer = tally, imp
@@ -299,7 +299,7 @@ def _stage_dag(s: LmdbSession, store: LmdbStore, root: CID, path: str) -> None:
                              "run the sync again")
 
 
-def _record(db: MirrorDB, mirror: Mirror, ev: Added, gen: int, scan_ns: int, t: _Tally) -> None:
+def _record(db: MirrorDB, mirror: Mirror, ev: ImportEvent, gen: int, scan_ns: int, t: _Tally) -> None:
     dirpath, name = split_rel(ev.path)
     if ev.kind == "removed":
         t.deletes.append((dirpath, name, True))
