@@ -227,7 +227,7 @@ class NodeBackend:
 
     def resolve_name(self, name: str) -> Resolved:
         names = self._names
-        path = names.resolve(name, lookup=self.repo.mirror_lookup)
+        path = names.path_of(name, lookup=self.repo.mirror_lookup)
         ttl_ns = 60 * 1_000_000_000
         with contextlib.suppress(IpmirrorError):
             ttl_ns = names.record(name).ttl_ns

@@ -9,7 +9,7 @@ import time
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.unixfs.importer import AddOptions, Importer, ImportEvent
-from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, resolve
+from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, from_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,9 +51,9 @@ def run(ctx: Ctx) -> int:
         repo = ctx.open_repo()
     try:
         base = a.profile or (repo.profile.name if repo is not None else DEFAULT_PROFILE)
-        profile = resolve(base, cid_version=a.cid_version, raw_leaves=a.raw_leaves, chunker=a.chunker,
-                          max_links=a.max_links, trickle=a.trickle or None, inline=a.inline or None,
-                          inline_limit=a.inline_limit if a.inline else None, hamt_switch=a.hamt_switch)
+        profile = from_preset(base, cid_version=a.cid_version, raw_leaves=a.raw_leaves, chunker=a.chunker,
+                              max_links=a.max_links, trickle=a.trickle or None, inline=a.inline or None,
+                              inline_limit=a.inline_limit if a.inline else None, hamt_switch=a.hamt_switch)
         opts = AddOptions(profile, hidden=a.hidden, preserve_mode=a.preserve_mode,
                           preserve_mtime=a.preserve_mtime, wrap=a.wrap_with_directory)
         progress = _Progress(ctx) if a.progress and sys.stderr.isatty() else None

@@ -228,7 +228,7 @@ def name_publish(ctx: Ctx) -> int:
 
 def name_resolve(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
-        ctx.print(repo.names.resolve(ctx.args.name, recursive=ctx.args.recursive,
+        ctx.print(repo.names.path_of(ctx.args.name, recursive=ctx.args.recursive,
                                      lookup=repo.mirror_lookup))
     return 0
 

@@ -41,7 +41,7 @@ from ipmirror.store.dag import walk
 from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
 from ipmirror.unixfs.importer import AddOptions, DirMemo, Importer, ImportEvent
 from ipmirror.unixfs.nodes import Entry
-from ipmirror.unixfs.profile import resolve
+from ipmirror.unixfs.profile import from_preset
 
 try:  # the C scanner (setup.py builds it; without a compiler the same rules run in Python)
     from ipmirror.mirror import _scan
@@ -238,7 +238,7 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     gen = mirror.gen + 1
     mirror.gen = gen
     db.put_mirror(mirror)  # the index records this sync writes carry its generation
-    profile = resolve(mirror.profile)
+    profile = from_preset(mirror.profile)
     opts = AddOptions(profile, hidden=mirror.hidden, exclude=tuple(mirror.exclude), nocopy=mirror.nocopy)
     tally = _Tally()
     scan_ns = time.time_ns()

@@ -4,8 +4,8 @@ Usage::
 
     names = Names(repo_path / "names", Keystore(repo_path / "keys"), clock=time.time_ns)
     pub = names.publish("mirror-pypi", "/ipfs/bafy…")          # pub.name prints as 'k51…'
-    names.resolve("k51…")                                     # -> '/ipfs/bafy…' (verified now)
-    names.resolve("mirror-pypi", lookup=mirror_roots.get)      # key names, then the caller's names
+    names.path_of("k51…")                                     # -> '/ipfs/bafy…' (verified now)
+    names.path_of("mirror-pypi", lookup=mirror_roots.get)     # key names, then the caller's names
     names.put_record(raw)                                     # only if valid and newer
 
 Layout under ``$REPO/names/``::
@@ -330,8 +330,8 @@ class Names:
                                     ttl_ns=data.ttl))
         return out
 
-    def resolve(self, name: str, *, recursive: bool = True, lookup: Lookup | None = None) -> str:
-        """The content path ``name`` points at.
+    def path_of(self, name: str, *, recursive: bool = True, lookup: Lookup | None = None) -> str:
+        """The content path ``name`` points at (``ipmirror name resolve``).
 
         ``name`` is an IPNS name or ``/ipns/`` path (``k51…``, ``12D3KooW…``, with an optional
         ``/sub/path``), or the name of a local key. Other names go to ``lookup`` (the caller's own
@@ -341,12 +341,12 @@ class Names:
         path = name if name.startswith("/ipns/") else "/ipns/" + name
         for depth in range(MAX_DEPTH):
             head, rest = _split_ipns(path)
-            path = _join(self._resolve_one(head, first=depth == 0, lookup=lookup), rest)
+            path = _join(self._step(head, first=depth == 0, lookup=lookup), rest)
             if not recursive or not path.startswith("/ipns/"):
                 return path
         raise InvalidInput(f"{name} did not resolve within {MAX_DEPTH} steps (a cycle?)")
 
-    def _resolve_one(self, head: str, *, first: bool, lookup: Lookup | None) -> str:
+    def _step(self, head: str, *, first: bool, lookup: Lookup | None) -> str:
         pid = _as_peer_id(head)
         if pid is None and first:
             with contextlib.suppress(NotFound, InvalidInput):
