@@ -40,7 +40,7 @@ from ipmirror.errors import (
 )
 from ipmirror.gateway.backend import Resolved
 from ipmirror.mirror.db import Mirror, MirrorDB
-from ipmirror.mirror.manager import Mirrors, check_name
+from ipmirror.mirror.manager import Mirrors, check_mirror_name
 from ipmirror.naming.keystore import Keystore
 from ipmirror.naming.names import Names
 from ipmirror.store.lmdb_store import LmdbStore
@@ -127,7 +127,7 @@ class Repo:
         """Register a mirror and give it a key: a new one named after the mirror, or the existing
         key named with ``key`` (a key of the mirror's name that exists already is an error unless
         named explicitly, so two mirrors never publish under one name by accident)."""
-        check_name(name)
+        check_mirror_name(name)
         mirrors = self.mirrors()
         if self.mirror_db.get_mirror(name) is not None:
             raise Conflict(f"a mirror named {name!r} exists already")
