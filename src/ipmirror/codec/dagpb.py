@@ -146,7 +146,7 @@ def _split(block: bytes) -> tuple[list[RawLink], bytes]:
         stop = body + n
         if stop > end:
             raise DecodeError("truncated")
-        if tag == 0x0A:
+        if tag == 0x0A:  # the tags of _TAG_DATA, _TAG_LINKS; in a link _TAG_TSIZE, _TAG_HASH, _TAG_NAME
             data = block[body:stop]
         elif tag == 0x12:
             name, tsize, cid = "", -1, b""

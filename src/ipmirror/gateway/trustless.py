@@ -38,7 +38,7 @@ from aiohttp import web
 
 from ipmirror.codec import unixfs_pb as ufs
 from ipmirror.codec.car import encode_frame, encode_header
-from ipmirror.codec.cid import CID, DAG_CBOR, DAG_JSON, DAG_PB, RAW
+from ipmirror.codec.cid import CBOR, CID, DAG_CBOR, DAG_JSON, DAG_PB, JSON, RAW
 from ipmirror.errors import DecodeError, InvalidInput
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.common import (
@@ -59,7 +59,7 @@ from ipmirror.store.dag import links
 from ipmirror.unixfs import exporter as ex
 
 CHUNK = 256 << 10
-CODEC_FORMATS = {"dag-json": DAG_JSON, "dag-cbor": DAG_CBOR, "json": 0x0200, "cbor": 0x51}
+CODEC_FORMATS = {"dag-json": DAG_JSON, "dag-cbor": DAG_CBOR, "json": JSON, "cbor": CBOR}
 _INT = re.compile(r"-?[0-9]{1,19}")
 
 

@@ -36,7 +36,18 @@ from typing import Any
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
-from ipmirror.mirror.db import REC_HEAD, ROOT_DIR, Mirror, MirrorDB, Rec, Version, unpack_head
+from ipmirror.mirror.db import (
+    KIND_DIR,
+    KIND_FILE,
+    KIND_SYMLINK,
+    REC_HEAD,
+    ROOT_DIR,
+    Mirror,
+    MirrorDB,
+    Rec,
+    Version,
+    unpack_head,
+)
 from ipmirror.store.dag import walk
 from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
 from ipmirror.unixfs.importer import AddOptions, DirMemo, Importer, ImportEvent
@@ -65,8 +76,12 @@ def split_rel(rel: str) -> tuple[bytes, bytes]:
 def _entry(raw: bytes) -> Entry:
     """The entry a packed index record names (a directory's ``size`` field holds its estimate,
     not content bytes)."""
-    kind, size, _m, _i, _c, _mode, tsize, _s, _g, dlen = unpack_head(raw)
-    return Entry(CID.trusted(raw[REC_HEAD + dlen:]), tsize, size if kind == b"f" else 0)
+    h = unpack_head(raw)
+    return Entry(CID.trusted(raw[REC_HEAD + h.dlen:]), h.tsize, h.size if h.kind == KIND_FILE else 0)
+
+
+_FILE = KIND_FILE[0]  # the first byte of a packed record (its kind), as raw[0] gives it
+_DIR = KIND_DIR[0]
 
 
 class _DirMemo:
@@ -79,7 +94,7 @@ class _DirMemo:
 
     def file(self, name: bytes, st: os.stat_result) -> int:
         raw = self.prev.get(name)
-        if raw is None or raw[0] != 0x66 or self.memo.checksum:  # b"f"
+        if raw is None or raw[0] != _FILE or self.memo.checksum:
             return -1
         _k, size, mtime, ino, ctime, _mode, _tsize, scan, gen, dlen = unpack_head(raw)
         if size != st.st_size or mtime != st.st_mtime_ns or ino != st.st_ino or ctime != st.st_ctime_ns:
@@ -103,8 +118,8 @@ class _DirMemo:
         if raw is None:
             return False
         head = unpack_head(raw)
-        return head[8] <= self.memo.completed_gen and head[6] == entry.tsize \
-            and raw[REC_HEAD + head[9]:] == entry.cid.buffer
+        return head.gen <= self.memo.completed_gen and head.tsize == entry.tsize \
+            and raw[REC_HEAD + head.dlen:] == entry.cid.buffer
 
     def unsure(self) -> bool:
         return self._unsure
@@ -114,7 +129,7 @@ class _DirMemo:
 
     def _complete_dir(self, name: bytes) -> Rec | None:
         raw = self.prev.get(name)
-        if raw is None or raw[0] != 0x64:  # b"d"
+        if raw is None or raw[0] != _DIR:
             return None
         rec = Rec.unpack(raw)
         return rec if rec.gen <= self.memo.completed_gen else None
@@ -134,7 +149,7 @@ class _DirMemo:
             if raw is None:
                 out[name] = None
                 continue
-            if unpack_head(raw)[8] > self.memo.completed_gen:
+            if unpack_head(raw).gen > self.memo.completed_gen:
                 return None
             out[name] = _entry(raw)
         return out
@@ -143,7 +158,7 @@ class _DirMemo:
         return self.memo.get(cid)
 
     def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
-        return [(n, r[0] == 0x64) for n, r in self.prev.items() if n not in present]
+        return [(n, r[0] == _DIR) for n, r in self.prev.items() if n not in present]
 
     def scan(self, path: bytes, hidden: bool) -> tuple[list[bytes], int, list[bytes]] | None:
         m = self.memo
@@ -314,7 +329,7 @@ def _record(db: MirrorDB, mirror: Mirror, ev: ImportEvent, gen: int, scan_ns: in
         t.read_files += 1
         t.read_bytes += e.size
         old = db.get_rec(mirror.id, dirpath, name)
-        if old is None or old.kind != b"f":
+        if old is None or old.kind != KIND_FILE:
             t.added += 1
         elif old.cid != e.cid:
             t.changed += 1
@@ -322,7 +337,7 @@ def _record(db: MirrorDB, mirror: Mirror, ev: ImportEvent, gen: int, scan_ns: in
         return
     st = ev.stat
     assert st is not None
-    kind = {"file": b"f", "directory": b"d", "symlink": b"l"}[ev.kind]
+    kind = {"file": KIND_FILE, "directory": KIND_DIR, "symlink": KIND_SYMLINK}[ev.kind]
     size = ev.dir_size if ev.kind == "directory" else e.size  # a directory's: its size estimate
     t.puts.append((dirpath, name, Rec(kind, e.cid, e.tsize, size, st.st_mtime_ns, st.st_ino,
                                       st.st_ctime_ns, st.st_mode, scan_ns, gen)))
