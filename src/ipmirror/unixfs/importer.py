@@ -21,8 +21,9 @@ A :class:`TreeMemo` (``mirror sync`` passes one) lets the walk reuse what an ear
 computed: an unchanged file is not read, a directory whose children are unchanged is not
 re-encoded, and names that disappeared are reported as ``removed`` events.
 
-Files are read once, never whole: a file that changes while it is read (size or mtime differs
-before and after) is read again, and after three tries the add fails for it. Special files
+Files are read once, never whole: a file that changes while it is read (size, mtime or ctime
+differs before and after: a writer may keep the size and restore the mtime, but cannot restore the
+ctime) is read again, and after three tries the add fails for it. Special files
 (FIFOs, sockets, devices) are skipped with a warning; an unreadable file fails the add.
 """
 
@@ -536,8 +537,9 @@ class Importer:
                 raise SourceError(f"{path}: {e.strerror}") from None
             finally:
                 os.close(fd)
-            if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) \
-                    and after.st_size == entry.size:
+            # ctime too: a writer can keep the size and put the mtime back, not the ctime
+            if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) \
+                    == (after.st_size, after.st_mtime_ns, after.st_ctime_ns) and after.st_size == entry.size:
                 return entry, before
             self._warn(f"{path}: changed while being read, reading it again")
         raise SourceError(f"{path}: kept changing while being read ({MAX_TRIES} tries)")
