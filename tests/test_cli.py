@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import ipmirror
 from conftest import CLI
 
 
@@ -152,24 +155,62 @@ def test_special_files_are_skipped_with_a_warning(cli: CLI, tmp_path: Path) -> N
     assert r.text.strip() == cli("add", "-Q", "--only-hash", d).text.strip()
 
 
+_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _readable_copy_of_ipmirror(lib: Path) -> None:
+    """Copy ipmirror and the distributions it needs at run time to ``lib``, readable by everyone:
+    the checkout (and a venv in it) may sit in a directory that nobody cannot enter."""
+    shutil.copytree(Path(ipmirror.__file__).parent, lib / "ipmirror",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    todo, seen = ["ipmirror"], {"ipmirror"}
+    while todo:
+        for req in importlib.metadata.requires(todo.pop()) or []:
+            m = re.match(r"[A-Za-z0-9._-]+", req)
+            name = m.group(0).lower().replace("_", "-") if m else ""
+            if not name or "extra ==" in req or name in seen:
+                continue
+            seen.add(name)
+            try:
+                dist = importlib.metadata.distribution(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue  # its marker does not apply here (e.g. a backport for older Pythons)
+            todo.append(name)
+            for f in dist.files or []:
+                src = Path(str(dist.locate_file(f)))
+                if ".." in f.parts or not src.is_file():
+                    continue  # scripts installed beside the interpreter
+                (lib / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, lib / f)
+    for dirpath, _dirs, files in os.walk(lib):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o755 if f.endswith(".so") else 0o644)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
 def test_unreadable_file_fails_clearly() -> None:
     top = Path(tempfile.mkdtemp(prefix="ipmirror-nobody-"))  # outside root-only pytest dirs
     try:
         os.chmod(top, 0o777)
+        python = os.path.realpath(sys.executable)  # a venv's python is a link into its base install
+        if subprocess.run([*_NOBODY, python, "-c", "pass"], capture_output=True).returncode != 0:
+            pytest.skip(f"{python} cannot be run by nobody")
+        _readable_copy_of_ipmirror(top / "lib")
         d = top / "d"
         d.mkdir()
         (d / "ok").write_bytes(b"ok")
         (d / "secret").write_bytes(b"no")
         os.chmod(d / "secret", 0)
-        env = dict(os.environ, IPMIRROR_PATH=str(top / "nobody-repo"), HOME=str(top))
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               sys.executable, "-m", "ipmirror", "add", "-Q", str(d)]
-        p = subprocess.run(cmd, capture_output=True, env=env, text=True)
+        env = dict(os.environ, IPMIRROR_PATH=str(top / "nobody-repo"), HOME=str(top),
+                   PYTHONPATH=str(top / "lib"), PYTHONNOUSERSITE="1")
+        env.pop("VIRTUAL_ENV", None)
+        cmd = [*_NOBODY, python, "-m", "ipmirror", "add", "-Q", str(d)]
+        p = subprocess.run(cmd, capture_output=True, env=env, text=True, cwd=top)
         assert p.returncode == 1 and "secret" in p.stderr and "Permission denied" in p.stderr, p.stderr
         assert "Traceback" not in p.stderr and len(p.stderr.splitlines()) == 1
         env["IPMIRROR_PATH"] = "/root/ipmirror-forbidden"
-        p = subprocess.run(cmd, capture_output=True, env=env, text=True)
+        p = subprocess.run(cmd, capture_output=True, env=env, text=True, cwd=top)
         assert p.returncode == 1 and p.stderr.startswith("Error: cannot") and "Traceback" not in p.stderr
     finally:
         shutil.rmtree(top)
