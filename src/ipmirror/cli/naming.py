@@ -15,7 +15,7 @@ from typing import Final
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import ipns
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, InvalidInput, UnsupportedFormat
 from ipmirror.naming.keystore import KEY_TYPES, atomic_write
 from ipmirror.naming.names import Names, load_record_file
@@ -228,7 +228,7 @@ def name_publish(ctx: Ctx) -> int:
 
 def name_resolve(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
-        ctx.print(repo.names.resolve(ctx.args.name, recursive=ctx.args.recursive,
+        ctx.print(repo.names.path_of(ctx.args.name, recursive=ctx.args.recursive,
                                      lookup=repo.mirror_lookup))
     return 0
 
