@@ -331,10 +331,11 @@ class LmdbStore:
         dead = [s for s in sids if not session_alive(self.sessions_dir, s)]
         for s in dead:
             clear_staging(self, s)
-        for lf in self.sessions_dir.glob("*.lock"):
+        live = set(sids).difference(dead)
+        for lf in self.sessions_dir.glob("*.lock"):  # and the lock files dead sessions left
             with contextlib.suppress(ValueError):
                 sid = bytes.fromhex(lf.stem)
-                if sid not in sids and not session_alive(self.sessions_dir, sid):
+                if sid not in live and not session_alive(self.sessions_dir, sid):
                     with contextlib.suppress(OSError):
                         lf.unlink()
         return len(dead)
