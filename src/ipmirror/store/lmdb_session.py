@@ -13,9 +13,11 @@ Rules:
    later add does not redo it) but records no pin.
 2. Everything put, referenced or found is staged (``stage_mh`` and ``stage_sid``) until the
    session ends; GC spares staged blocks.
-3. Liveness of a session is an exclusive ``flock`` on ``sessions/<id>.lock``; GC treats blocks
-   staged by live sessions as roots and clears the staging of dead (crashed) ones
-   (``session_alive``, ``clear_staging``).
+3. Liveness of a session is an exclusive ``flock`` on ``sessions/<id>.lock``, taken before the
+   file appears under that name (created as ``<id>.new``, locked, renamed), so GC never takes a
+   starting session for a dead one and removes its lock file. GC treats blocks staged by live
+   sessions as roots and clears the staging of dead (crashed) ones (``session_alive``,
+   ``clear_staging``).
 4. A write transaction belongs to the thread that opened the session: the importer hashes in
    worker threads and puts from one thread.
 """
@@ -60,8 +62,11 @@ class LmdbSession:
         self._on_commit = on_commit
         self.sid = secrets.token_bytes(SID)
         self._lockfile = store.sessions_dir / f"{self.sid.hex()}.lock"
-        fd = os.open(self._lockfile, os.O_CREAT | os.O_RDWR, 0o600)
+        # locked before it appears under its name: GC never sees an unlocked (dead-looking) one
+        fresh = self._lockfile.with_suffix(".new")
+        fd = os.open(fresh, os.O_CREAT | os.O_RDWR, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        os.rename(fresh, self._lockfile)
         self._lockfd = fd
         self._pins: list[tuple[CID, PinKind, str]] = []
         self._txn: Any = None
