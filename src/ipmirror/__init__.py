@@ -4,8 +4,10 @@ Layers (imports only point down; checked by import-linter, see pyproject.toml)::
 
     cli/        thin: parse args, call the library, print, return an exit code
     node.py     composition: opens the repository, picks concrete backends
-    car.py, unixfs/   CAR import/export over a store; UnixFS importer, layouts, HAMT, exporter
-    store/      Blockstore contract; LMDB and memory backends; pins, GC, verify
+    dag/        DAGs over a store: link walking, CAR export/import and block selection, GC, verify
+    unixfs/     UnixFS importer, layouts, HAMT, exporter
+    store/      Blockstore contract and capabilities; LMDB and memory backends; pins (only node.py
+                picks a backend)
     codec/      pure formats: multiformats, CID, DAG-PB, UnixFS protobuf, DAG-CBOR, CAR
     errors.py   the one exception tree
 """

@@ -17,7 +17,9 @@ Layout of a repository::
     keys/            private keys (0600), Kubo's libp2p protobuf format
     names/           IPNS records we hold, and the last sequence number per key
 
-Configuration is read here, once; nothing below this layer reads the environment or files.
+Configuration is read here, once; nothing below this layer reads the environment or files. This
+is the one place that picks the block store backend (LMDB); everything else sees the
+``store.base.Store`` protocol (an import-linter contract in pyproject.toml keeps it so).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ipmirror.mirror.db import Mirror, MirrorDB
 from ipmirror.mirror.manager import Mirrors
 from ipmirror.naming.keystore import Keystore
 from ipmirror.naming.names import Names
+from ipmirror.store.base import Store
 from ipmirror.store.lmdb_store import LmdbStore
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
 
@@ -47,7 +50,7 @@ def default_path(env: dict[str, str] | None = None) -> Path:
 
 
 class Repo:
-    def __init__(self, path: Path, config: dict[str, object], store: LmdbStore) -> None:
+    def __init__(self, path: Path, config: dict[str, object], store: Store) -> None:
         self.path = path
         self.config = config
         self.store = store

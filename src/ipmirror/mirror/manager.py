@@ -7,7 +7,9 @@ Usage::
     v = mirrors.sync("debian")
     for ch in mirrors.diff("debian"): ...
 
-Publishing is passed in (a callback): this layer knows nothing of keys or IPNS.
+Publishing is passed in (a callback): this layer knows nothing of keys or IPNS. The block store
+is any ``store.base.Store`` (node.py picks the backend); the mirror index is this layer's own
+database (``mirror/db.py``).
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound
 from ipmirror.mirror.db import Mirror, MirrorDB, Version
 from ipmirror.mirror.diff import Change, diff
-from ipmirror.mirror.sync import PIN_OWNER, Progress, sync
-from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.mirror.sync import PIN_OWNER, Progress, check_nocopy, sync
+from ipmirror.store.base import Store
 from ipmirror.unixfs.importer import ImportEvent
 from ipmirror.unixfs.profile import PRESETS
 
@@ -42,7 +44,7 @@ def check_mirror_name(name: str) -> str:
 
 
 class Mirrors:
-    def __init__(self, db: MirrorDB, store: LmdbStore, *, publish: Publish | None = None,
+    def __init__(self, db: MirrorDB, store: Store, *, publish: Publish | None = None,
                  batch_bytes: int | None = None) -> None:
         self.db = db
         self.store = store
@@ -69,6 +71,8 @@ class Mirrors:
         if nocopy and not PRESETS[profile].raw_leaves:
             raise InvalidInput(f"--nocopy needs raw leaves; profile {profile} has none "
                                "(use unixfs-v1-2025)")
+        if nocopy:
+            check_nocopy(self.store, name)
         d = os.path.abspath(directory)
         if not os.path.isdir(d):
             raise InvalidInput(f"{directory}: not a directory")

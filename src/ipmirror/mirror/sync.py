@@ -23,6 +23,8 @@ How a sync decides what to read (rules, checked by tests/test_mirror.py):
    still present before reusing them.
 4. A version becomes visible only when complete: the root is pinned in the session's last
    transaction, then the version record is written, then ``publish`` is called.
+5. Any block store will do (``store.base.Blockstore``); a ``--nocopy`` mirror needs one that keeps
+   no-copy references (``NoCopyStore``), else the sync fails before it starts, saying so.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipmirror.codec.cid import CID
+from ipmirror.dag.walk import walk
 from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
 from ipmirror.mirror.db import (
     KIND_DIR,
@@ -48,10 +51,9 @@ from ipmirror.mirror.db import (
     Version,
     unpack_head,
 )
-from ipmirror.store.dag import walk
-from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
+from ipmirror.store.base import Blockstore, NoCopySession, NoCopyStore, Session
 from ipmirror.unixfs.importer import AddOptions, DirMemo, Importer, ImportEvent
-from ipmirror.unixfs.nodes import Entry
+from ipmirror.unixfs.nodes import Entry, RefSink
 from ipmirror.unixfs.profile import from_preset
 
 try:  # the C scanner (setup.py builds it; without a compiler the same rules run in Python)
@@ -243,12 +245,27 @@ class Progress:
                 "removed": t.removed + len(t.deletes)}
 
 
-def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = False,
+def check_nocopy(store: Blockstore, name: str) -> None:
+    """InvalidInput unless ``store`` can keep no-copy references (a ``--nocopy`` mirror's need)."""
+    if not isinstance(store, NoCopyStore):
+        raise InvalidInput(f"mirror {name}: --nocopy needs a block store that keeps no-copy "
+                           f"references; this one ({type(store).__name__}) does not")
+
+
+def _ref_sink(s: Session) -> RefSink:
+    if not isinstance(s, NoCopySession):  # a NoCopyStore whose sessions are not: a broken backend
+        raise StoreError("the block store's write session cannot record no-copy references")
+    return s.put_ref
+
+
+def sync(db: MirrorDB, store: Blockstore, mirror: Mirror, *, checksum: bool = False,
          batch_bytes: int | None = None, on_event: Callable[[ImportEvent], None] | None = None,
          on_warning: Callable[[str], None] | None = None, progress: Progress | None = None,
          now: Callable[[], float] = time.time) -> Version:
     if not os.path.isdir(mirror.dir):
         raise InvalidInput(f"mirror {mirror.name}: {mirror.dir} is not a directory")
+    if mirror.nocopy:
+        check_nocopy(store, mirror.name)
     t0 = time.monotonic()
     gen = mirror.gen + 1
     mirror.gen = gen
@@ -280,7 +297,7 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
                 on_event(ev)
 
         imp = Importer(opts, s.put, on_event=record, on_warning=on_warning, memo=memo,
-                       ref_sink=s.put_ref if mirror.nocopy else None, report_reused=False)
+                       ref_sink=_ref_sink(s) if mirror.nocopy else None, report_reused=False)
         if progress is not None:
             progress._tally, progress._importer = tally, imp
         try:
@@ -305,7 +322,7 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     return v
 
 
-def _stage_dag(s: LmdbSession, store: LmdbStore, root: CID, path: str) -> None:
+def _stage_dag(s: Session, store: Blockstore, root: CID, path: str) -> None:
     """Stage every block of a reused DAG under the session (so GC cannot take it before the pin);
     fail if one went missing since the memo checked."""
     for cid, _data in walk(root, store.get, missing_ok=True):
