@@ -1,0 +1,61 @@
+"""The URL map: which app answers which path prefix on a listener (the table in docs/design.md).
+
+Usage::
+
+    check(listener_apps)                       # overlapping prefixes on one listener: InvalidInput
+    handler = dispatch(first_handler, [(prefix, app), ...])
+
+A listener serves the apps its config names (``server.listeners[i].apps``). The first is the
+listener's root application: aiohttp's server runs it, so its routing, middlewares and
+404 for unknown paths apply to everything no other app claims. Every further app answers
+the prefixes it declares (longest first), each with its own middlewares, chosen before any
+routing. Prefixes reserved for coming issues are listed in ``RESERVED``: an app claims one
+by declaring it; until then those paths answer 404 like any unknown path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+from aiohttp import web
+
+from ipmirror.errors import InvalidInput
+from ipmirror.server.plan import Handler
+
+RESERVED: Final = (
+    "/-/healthy", "/-/ready", "/-/metrics", "/-/status", "/-/status.json", "/-/mirrors/",  # operate
+    "/cache/", "/by-hash/",  # the cache issues
+    "/pinning/",  # the Pinning Service API (follow issue)
+)
+
+
+def check(claims: Sequence[tuple[str, Sequence[str]]]) -> None:
+    """Refuse two apps of one listener claiming the same or nested prefixes."""
+    seen: list[tuple[str, str]] = []
+    for name, prefixes in claims:
+        for p in prefixes:
+            if not p.startswith("/"):
+                raise InvalidInput(f"app {name}: prefix {p!r} must start with '/'")
+            for other, q in seen:
+                if other != name and (p.startswith(q) or q.startswith(p)):
+                    raise InvalidInput(f"apps {other} and {name} both claim {min(p, q, key=len)!r}")
+            seen.append((name, p))
+
+
+def dispatch(root: Handler, mounted: Sequence[tuple[str, web.Application]]) -> Handler:
+    """``root`` (the server's handler for the listener's first app), preceded by a prefix
+    match for the others: a request under one of their prefixes goes to that application's
+    own request handling (routing and middlewares), with ``request.app`` being it."""
+    if not mounted:
+        return root
+    table = sorted(((p, app._handle) for p, app in mounted), key=lambda x: -len(x[0]))
+
+    async def by_prefix(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.rel_url.raw_path
+        for prefix, handle in table:
+            if path.startswith(prefix):
+                return await handle(request)  # type: ignore[arg-type]
+        return await root(request)
+
+    return by_prefix
