@@ -3,13 +3,12 @@
 Usage::
 
     check(listener_apps)                       # overlapping prefixes on one listener: InvalidInput
-    handler = dispatch(first_handler, [(prefix, app), ...])
+    handler = dispatch(first_handler, first_prefixes, [(prefix, app), ...])
 
 A listener serves the apps its config names (``server.listeners[i].apps``). The first is the
-listener's root application: aiohttp's server runs it, so its routing, middlewares and
-404 for unknown paths apply to everything no other app claims. Every further app answers
-the prefixes it declares (longest first), each with its own middlewares, chosen before any
-routing. Prefixes reserved for coming issues are listed in ``RESERVED``: an app claims one
+listener's root application: aiohttp's server runs it (its routing and middlewares) for the
+prefixes it declares. Every further app answers the prefixes it declares (longest first),
+each with its own routing and middlewares, chosen before any routing. Any other path is 404. Prefixes reserved for coming issues are listed in ``RESERVED``: an app claims one
 by declaring it; until then those paths answer 404 like any unknown path.
 """
 
@@ -43,19 +42,22 @@ def check(claims: Sequence[tuple[str, Sequence[str]]]) -> None:
             seen.append((name, p))
 
 
-def dispatch(root: Handler, mounted: Sequence[tuple[str, web.Application]]) -> Handler:
+def dispatch(root: Handler, root_prefixes: Sequence[str],
+             mounted: Sequence[tuple[str, web.Application]]) -> Handler:
     """``root`` (the server's handler for the listener's first app), preceded by a prefix
     match for the others: a request under one of their prefixes goes to that application's
-    own request handling (routing and middlewares), with ``request.app`` being it."""
-    if not mounted:
-        return root
+    own request handling (routing and middlewares), with ``request.app`` being it. A path no
+    app claims is answered 404 here (an ``OPTIONS`` preflight goes to the root app)."""
     table = sorted(((p, app._handle) for p, app in mounted), key=lambda x: -len(x[0]))
+    claimed = tuple(root_prefixes)
 
     async def by_prefix(request: web.BaseRequest) -> web.StreamResponse:
         path = request.rel_url.raw_path
+        if path.startswith(claimed) or request.method == "OPTIONS":
+            return await root(request)
         for prefix, handle in table:
             if path.startswith(prefix):
                 return await handle(request)  # type: ignore[arg-type]
-        return await root(request)
+        return web.Response(status=404, text="404: Not Found\n")
 
     return by_prefix

@@ -80,7 +80,9 @@ class _Worker(Generic[R]):
             specs.append(spec)
         check([(s.name, s.prefixes) for s in specs])
         apps = [(s, s.build(self.res, self.config)) for s in specs]
-        self.built += [(listener.address, s, a) for s, a in apps]
+        host, port = sock.getsockname()[:2]
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.built += [(address, s, a) for s, a in apps]
         root_spec, root = apps[0]
         mounted = []
         for spec, app in apps[1:]:
@@ -99,7 +101,7 @@ class _Worker(Generic[R]):
         await runner.setup()
         self.runners.insert(0, runner)
         if runner.server is not None:  # app hooks before aiohttp's routing (server/urlmap.py)
-            handler = dispatch(runner.server.request_handler, mounted)
+            handler = dispatch(runner.server.request_handler, root_spec.prefixes, mounted)
             if root_spec.front is not None:
                 handler = root_spec.front(root, handler)
             runner.server.request_handler = handler
