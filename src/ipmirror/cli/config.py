@@ -45,14 +45,15 @@ def get(ctx: Ctx) -> int:
 
 
 def set_(ctx: Ctx) -> int:
-    from ipmirror.server.control import ControlError, NoServer
-    from ipmirror.serving import ask
+    from ipmirror.server.control import ControlError, NoServer, request, socket_path
 
     a = ctx.args
-    raw, _cfg = read_settings(ctx.repo_path)
-    write_config(ctx.repo_path, config_mod.with_value(raw, a.key, a.value))
-    try:
-        notes = ask(ctx.repo_path, "reload").get("notes", [])
+    raw, cfg = read_settings(ctx.repo_path)
+    new_raw = config_mod.with_value(raw, a.key, a.value)
+    socket_path(ctx.repo_path, config_mod.parse(new_raw).server.control_socket)  # fits, or refused
+    write_config(ctx.repo_path, new_raw)
+    try:  # a running server listens where the old configuration said
+        notes = request(socket_path(ctx.repo_path, cfg.server.control_socket), "reload").get("notes", [])
     except NoServer:
         return 0
     except ControlError as e:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ipmirror.errors import InvalidInput
-from ipmirror.server import urlmap
+from ipmirror.server import control, urlmap
 from ipmirror.server.plan import Plan, R
 from ipmirror.server.supervisor import Supervisor
 
@@ -44,6 +44,7 @@ def serve(plan: Plan[R], warn: Callable[[str], None]) -> int:
                                f"(known: {', '.join(plan.apps)})")
         urlmap.check([(a, plan.apps[a].prefixes) for a in lst.apps])
     addrs = [parse_address(lst.address) for lst in listeners]
+    ctl = control.listen(Path(plan.control_socket)) if plan.control_socket else None  # one server
     socks: list[socket.socket] = []
     try:
         for host, port in addrs:
@@ -51,12 +52,15 @@ def serve(plan: Plan[R], warn: Callable[[str], None]) -> int:
     except BaseException:
         for s in socks:
             s.close()
+        if ctl is not None:
+            ctl.close()
+            os.unlink(plan.control_socket)
         raise
     if plan.port_file:  # once listening: a script waiting for the file can connect at once
         tmp = Path(f"{plan.port_file}.tmp")
         tmp.write_text(f"{socks[0].getsockname()[1]}\n")
         os.replace(tmp, plan.port_file)
-    sup = Supervisor(plan, config, socks, warn)
+    sup = Supervisor(plan, config, socks, ctl, warn)
     n = len(sup.workers)
     for (host, _), s, lst in zip(addrs, socks, listeners, strict=True):
         shown = f"[{host}]" if ":" in host else host

@@ -37,7 +37,6 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Generic
 
 from ipmirror import config as config_mod
@@ -66,9 +65,9 @@ class _Pending:
 
 class Supervisor(Generic[R]):
     def __init__(self, plan: Plan[R], config: Config, socks: list[socket.socket],
-                 warn: Callable[[str], None]) -> None:
+                 ctl: socket.socket | None, warn: Callable[[str], None]) -> None:
         self.plan, self.config, self.socks, self.warn = plan, config, socks, warn
-        self.control: socket.socket | None = None
+        self.control = ctl  # control.listen()
         self.sel = selectors.DefaultSelector()
         self.workers = [Proc("worker", i) for i in range(self._nworkers(config))]
         self.services: Proc | None = None
@@ -95,8 +94,7 @@ class Supervisor(Generic[R]):
         for sig in _SIGNALS:
             signal.signal(sig, self._on_signal)
         self.sel.register(wake_r, selectors.EVENT_READ, "wake")
-        if self.plan.control_socket:
-            self.control = control.listen(Path(self.plan.control_socket))
+        if self.control is not None:
             self._control_ino = os.stat(self.plan.control_socket).st_ino
             self.sel.register(self.control, selectors.EVENT_READ, "control")
         try:

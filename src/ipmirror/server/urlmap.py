@@ -8,8 +8,9 @@ Usage::
 A listener serves the apps its config names (``server.listeners[i].apps``). The first is the
 listener's root application: aiohttp's server runs it (its routing and middlewares) for the
 prefixes it declares. Every further app answers the prefixes it declares (longest first),
-each with its own routing and middlewares, chosen before any routing. Any other path is 404. Prefixes reserved for coming issues are listed in ``RESERVED``: an app claims one
-by declaring it; until then those paths answer 404 like any unknown path.
+each with its own routing and middlewares, chosen before any routing. Any other path is 404.
+Prefixes reserved for coming issues are listed in ``RESERVED``: an app claims one by
+declaring it; until then those paths answer 404 like any unknown path.
 """
 
 from __future__ import annotations
