@@ -95,12 +95,18 @@ def serve_plan(repo_path: Path, overrides: Overrides, *, read_only: bool = False
                 control_socket=str(sock), port_file=port_file)
 
 
-def watch(repo: Repo, name: str, cfg: Config, on_version: Callable[[Version], None]) -> None:
+def watch(repo: Repo, name: str, cfg: Config, on_version: Callable[[Version], None],
+          checksum: bool = False) -> None:
     """``mirror sync NAME --watch``: the watch service of ``serve``, in this process, until
-    SIGINT or SIGTERM."""
+    SIGINT or SIGTERM (``checksum``: the first sync re-reads every file)."""
     mirrors = repo.mirrors()
-    w = Watcher(name, mirrors.get(name).dir, lambda: mirrors.sync(name, on_warning=_warn), cfg.watch,
-                on_version=on_version)
+    first = [checksum]
+
+    def sync() -> Version:
+        check, first[0] = first[0], False
+        return mirrors.sync(name, checksum=check, on_warning=_warn)
+
+    w = Watcher(name, mirrors.get(name).dir, sync, cfg.watch, on_version=on_version, initial=True)
     run_foreground([ServiceSpec(w.name, lambda _repo: w)], repo)
 
 

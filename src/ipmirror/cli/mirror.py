@@ -136,17 +136,18 @@ def _print_version(ctx: Ctx, v: Version) -> None:
 def sync(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        mirrors = repo.mirrors()
-        _sync_once(ctx, mirrors, a.checksum)
         if a.watch:
-            _watch(ctx, repo)
+            _watch(ctx, repo)  # its first sync runs once it watches: no change is missed
+        else:
+            _sync_once(ctx, repo.mirrors(), a.checksum)
     return 0
 
 
 def _watch(ctx: Ctx, repo: Repo) -> None:
     """The watch service ``serve`` runs for mirrors with watching on (``server/watch.py``), in
-    this process: sync again once ``--debounce`` seconds pass without a change (or ``--max-wait``
-    after the first); Ctrl-C or SIGTERM ends it cleanly."""
+    this process: sync now, then again once ``--debounce`` seconds pass without a change (or
+    ``--max-wait`` after the first); Ctrl-C or SIGTERM ends it cleanly, a failed sync with its
+    error."""
     import logging
 
     from ipmirror.serving import watch
@@ -155,7 +156,7 @@ def _watch(ctx: Ctx, repo: Repo) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     cfg = dataclasses.replace(repo.settings, watch=dataclasses.replace(
         repo.settings.watch, debounce=a.debounce, max_wait=a.max_wait))
-    watch(repo, a.name, cfg, on_version=lambda v: _print_version(ctx, v))
+    watch(repo, a.name, cfg, on_version=lambda v: _print_version(ctx, v), checksum=a.checksum)
 
 
 def list_(ctx: Ctx) -> int:

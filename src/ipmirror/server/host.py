@@ -20,7 +20,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic
 
@@ -49,8 +49,9 @@ class _Slot(Generic[R]):
 class Host(Generic[R]):
     """The services of one process and their keepers."""
 
-    def __init__(self, res: R) -> None:
+    def __init__(self, res: R, on_crash: Callable[[BaseException], None] | None = None) -> None:
         self.res = res
+        self.on_crash = on_crash  # given: a crash is handed to it instead of restarting
         self.slots: dict[str, _Slot[R]] = {}
 
     async def apply(self, specs: Sequence[ServiceSpec[R]]) -> None:
@@ -91,6 +92,10 @@ class Host(Generic[R]):
             except asyncio.CancelledError:
                 raise
             except Exception as e:
+                if self.on_crash is not None:
+                    slot.state = "crashed"
+                    self.on_crash(e)
+                    return
                 if time.monotonic() - started > STEADY:
                     delay = BACKOFF_MIN
                 slot.state, slot.since, slot.last_error = "crashed", time.time(), f"{type(e).__name__}: {e}"
@@ -178,18 +183,27 @@ class _Commands(Mapping[str, Command]):
 
 
 def run_foreground(specs: Sequence[ServiceSpec[R]], res: R) -> None:
-    """Run ``specs`` in this process until SIGINT or SIGTERM (``mirror sync --watch``)."""
+    """Run ``specs`` in this process until SIGINT or SIGTERM (``mirror sync --watch``). A
+    service that fails ends the run with its exception (a command reports it and exits 1)."""
     async def main() -> None:
         stop = asyncio.Event()
+        crashed: list[BaseException] = []
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        host = Host(res)
+
+        def on_crash(e: BaseException) -> None:
+            crashed.append(e)
+            stop.set()
+
+        host = Host(res, on_crash)
         try:
             await host.apply(specs)
             await stop.wait()
         finally:
             await host.stop()
+        if crashed:
+            raise crashed[0]
 
     with asyncio.Runner(loop_factory=new_loop) as runner:
         runner.run(main())
