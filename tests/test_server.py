@@ -146,6 +146,11 @@ def test_sigterm_stops_every_process(site: Path, tmp_path: Path) -> None:
     assert status(site)["server"] == {"running": False}
 
 
+def test_status_without_a_repository(tmp_path: Path) -> None:
+    st = status(tmp_path / "none")
+    assert st["server"] == {"running": False} and "no ipmirror repository" in st["error"]
+
+
 def test_status_and_republish_without_a_server(site: Path) -> None:
     st = status(site)
     assert st["server"] == {"running": False}
@@ -184,6 +189,21 @@ def test_config_set_reaches_the_running_server_without_a_restart(site: Path, tmp
         srv.proc.send_signal(signal.SIGHUP)  # a reload too, not a stop
         wait_for(lambda: "reloaded the configuration" in srv.log_text())
         assert srv.proc.poll() is None and srv.get("/ipns/site/a.txt").body == b"alpha\n"
+
+
+def test_a_setting_workers_use_replaces_them_one_by_one(site: Path, tmp_path: Path) -> None:
+    with serve(site, tmp_path / "srv", "--workers", "2") as srv:
+        st = ready(site, 2)
+        pids = {w["pid"] for w in st["workers"]}
+        service = st["service_process"]["pid"]
+        with Poller(srv, "/ipns/site/a.txt", b"alpha\n") as poll:
+            run_cli(site, "config", "set", "server.public_url", "http://127.0.0.1:9")
+            st = wait_for(lambda: (s := ready(site, 2)) and not pids & {w["pid"] for w in s["workers"]} and s)
+            time.sleep(0.3)
+        assert poll.bad == 0 and poll.ok > 0
+        assert st["service_process"]["pid"] == service
+        assert all(w["restarts"] == 0 for w in st["workers"])  # replaced, not crashed
+        assert "restarting" not in srv.log_text()
 
 
 def test_serve_watches_the_mirrors_its_config_names(site: Path, tmp_path: Path) -> None:

@@ -87,9 +87,9 @@ def serve_plan(repo_path: Path, overrides: Overrides, *, read_only: bool = False
         with Repo.open(repo_path, create=False) as repo:
             yield repo
 
-    cfg = load()
-    with Repo.open(repo_path) as repo:
+    with Repo.open(repo_path) as repo:  # created on first use, like every command
         repo.gateway_backend()  # makes the node key once, before any worker could race to
+    cfg = load()
     sock = control.socket_path(repo_path, cfg.server.control_socket)
     return Plan(open=open_repo, load_config=load, services=services, apps=APPS, read_only=read_only,
                 control_socket=str(sock), port_file=port_file)
@@ -129,9 +129,9 @@ def server_status(repo_path: Path) -> dict[str, Any]:
     with contextlib.suppress(control.NoServer):
         out: dict[str, Any] = ask(repo_path, "status", timeout=10)
         return out
-    _raw, cfg = read_settings(repo_path)
     status: dict[str, Any] = {"server": {"running": False}, "repo": str(repo_path)}
     try:
+        _raw, cfg = read_settings(repo_path)
         with Repo.open(repo_path, create=False) as repo:
             mirrors = repo.mirrors()
             rows = []
