@@ -35,6 +35,7 @@ class Proc:
     due: float = 0.0  # monotonic time of the next start (0: none planned)
     replace: bool = False  # asked to stop to be replaced (a reload): start again at once
     retire: bool = False  # asked to stop for good (no service left to run)
+    generation: int = 0  # of the configuration it was forked with
 
     @property
     def label(self) -> str:

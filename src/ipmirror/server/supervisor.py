@@ -81,6 +81,7 @@ class Supervisor(Generic[R]):
         self._clients: dict[int, tuple[socket.socket, bytearray]] = {}
         self._roll: list[Proc] = []
         self._control_ino = 0
+        self.generation = 0  # of the configuration: counts reloads
 
     @staticmethod
     def _nworkers(config: Config) -> int:
@@ -182,6 +183,7 @@ class Supervisor(Generic[R]):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
         child_end.close()
         p.started(pid, parent_end)
+        p.generation = self.generation
         self.sel.register(parent_end, selectors.EVENT_READ, p)
 
     def _child(self, p: Proc, chan: socket.socket, parent_end: socket.socket) -> None:
@@ -293,6 +295,8 @@ class Supervisor(Generic[R]):
                 continue
             if msg.get("event") == "ready":
                 p.state = "running"
+                if p.generation != self.generation and p.kind == "services":  # reloaded meanwhile
+                    self._send(p, next(self._ids), "reload", {"config": config_mod.to_json(self.config)})
             q = self._pending.get(msg.get("id", -1))
             if q is not None and p.pid in q.waiting:
                 q.waiting.discard(p.pid)
@@ -342,6 +346,9 @@ class Supervisor(Generic[R]):
             self._request(conn, str(msg.get("cmd")), msg.get("args") or {})
         except IpmirrorError as e:
             self._reply(conn, {"ok": False, "error": str(e)})
+        except Exception as e:  # a bug in one answer must not stop the supervisor
+            log.exception("control request failed")
+            self._reply(conn, {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"})
 
     def _drop(self, conn: socket.socket) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -413,6 +420,7 @@ class Supervisor(Generic[R]):
     def reload(self) -> list[str]:
         new = self.plan.load_config()
         old, self.config = self.config, new
+        self.generation += 1
         notes = []
         s, t = new.server, old.server
         if s.listeners != t.listeners or s.control_socket != t.control_socket:
@@ -424,11 +432,14 @@ class Supervisor(Generic[R]):
         svc = self.services
         if want and svc is None:
             self.services = Proc("services", 0, due=time.monotonic())
+        elif want and svc is not None and svc.retire:  # still stopping: start it again at once
+            svc.retire, svc.replace = False, True
         elif not want and svc is not None:
             svc.retire = True
             svc.due = 0.0
             if svc.pid:
-                os.kill(svc.pid, signal.SIGTERM)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(svc.pid, signal.SIGTERM)
             else:
                 self.services = None
         elif svc is not None and svc.pid:
