@@ -49,6 +49,7 @@ class _Worker(Generic[R]):
         self.plan, self.config, self.res = plan, config, res
         self.built: list[tuple[str, AppSpec[R], web.Application]] = []  # (listener, spec, app)
         self.runners: list[web.AppRunner] = []
+        self.listening: list[tuple[str, web.AppRunner]] = []  # (address, the listener's runner)
         self.sinks: list[AccessSink] = []
 
     async def serve(self, socks: Sequence[socket.socket], chan: socket.socket) -> None:
@@ -100,6 +101,7 @@ class _Worker(Generic[R]):
                                    shutdown_timeout=10)
         await runner.setup()
         self.runners.insert(0, runner)
+        self.listening.append((address, runner))
         if runner.server is not None:  # app hooks before aiohttp's routing (server/urlmap.py)
             handler = dispatch(runner.server.request_handler, root_spec.prefixes, mounted)
             if root_spec.front is not None:
@@ -108,9 +110,12 @@ class _Worker(Generic[R]):
         await web.SockSite(runner, sock).start()
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
+        apps: dict[str, Any] = {}
         for address, spec, app in self.built:
-            out.setdefault(spec.name, {"listeners": []})["listeners"].append(address)
+            apps.setdefault(spec.name, {"listeners": []})["listeners"].append(address)
             if spec.status is not None:
-                out[spec.name].update(spec.status(app))
-        return {"apps": out}
+                apps[spec.name].update(spec.status(app))
+        listeners = [{"address": address, "requests": r.server.requests_count if r.server else 0,
+                      "connections": len(r.server.connections) if r.server else 0}
+                     for address, r in self.listening]
+        return {"apps": apps, "listeners": listeners}
