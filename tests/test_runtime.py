@@ -88,8 +88,9 @@ def test_config_commands(cli: CLI, repo_path: Path) -> None:
         assert r.rc == 1 and msg in r.err and "Traceback" not in r.err
     assert json.loads((repo_path / "config.json").read_text()) == on_disk
     (repo_path / "config.json").write_text('{"version": 1, "profile": "unixfs-v1-2025", "typo": 1}')
-    r = cli("status", check=False)
-    assert r.rc == 1 and "typo: unknown key" in r.err
+    r = cli("config", "show", check=False)
+    assert r.rc == 1 and "typo: unknown key" in r.err and "Traceback" not in r.err
+    assert "typo: unknown key" in json.loads(cli("status", "--json").text)["error"]  # reported, exit 0
 
 
 # -- the service host ----------------------------------------------------------------------------

@@ -144,7 +144,8 @@ class Supervisor(Generic[R]):
         with contextlib.suppress(BlockingIOError):
             while os.read(self._wake[0], 512):
                 pass
-        flags, self._flags = self._flags, set()
+        flags = set(self._flags)  # a copy, then in place: a signal arriving meanwhile stays
+        self._flags -= flags
         if flags & {signal.SIGTERM, signal.SIGINT}:
             self.stop()
         elif signal.SIGHUP in flags and not self.stopping:
