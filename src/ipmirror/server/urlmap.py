@@ -15,7 +15,7 @@ declaring it; until then those paths answer 404 like any unknown path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Final
 
 from aiohttp import web
@@ -52,13 +52,18 @@ def dispatch(root: Handler, root_prefixes: Sequence[str],
     table = sorted(((p, app._handle) for p, app in mounted), key=lambda x: -len(x[0]))
     claimed = tuple(root_prefixes)
 
-    async def by_prefix(request: web.BaseRequest) -> web.StreamResponse:
+    def by_prefix(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
+        # a plain function handing on the chosen handler's coroutine: no extra frame per request
         path = request.rel_url.raw_path
         if path.startswith(claimed) or request.method == "OPTIONS":
-            return await root(request)
+            return root(request)
         for prefix, handle in table:
             if path.startswith(prefix):
-                return await handle(request)  # type: ignore[arg-type]
-        return web.Response(status=404, text="404: Not Found\n")
+                return handle(request)  # type: ignore[arg-type]
+        return _not_found()
 
     return by_prefix
+
+
+async def _not_found() -> web.StreamResponse:
+    return web.Response(status=404, text="404: Not Found\n")
