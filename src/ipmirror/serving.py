@@ -1,6 +1,6 @@
 """Composition of ``ipmirror serve``: which HTTP apps and background services it runs, each given
 the repository its own process opens. A later feature registers here: an ``AppSpec`` in
-``APPS`` or a ``ServiceSpec`` from ``services()`` (see ``server/plan.py``).
+``apps()`` or a ``ServiceSpec`` from ``services()`` (see ``server/plan.py``).
 
 Usage::
 
@@ -52,9 +52,11 @@ def _gateway_front(app: web.Application, handler: Handler) -> Handler:
     return replay_first(app[REPLAY], app[BACKEND], handler)
 
 
-APPS: dict[str, AppSpec[Repo]] = {
-    "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front),
-}
+def apps() -> dict[str, AppSpec[Repo]]:
+    """The HTTP apps a listener may name (``server.listeners[i].apps``)."""
+    return {
+        "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front),
+    }
 
 
 def services(cfg: Config) -> list[ServiceSpec[Repo]]:
@@ -91,7 +93,7 @@ def serve_plan(repo_path: Path, overrides: Overrides, *, read_only: bool = False
         repo.gateway_backend()  # makes the node key once, before any worker could race to
     cfg = load()
     sock = control.socket_path(repo_path, cfg.server.control_socket)
-    return Plan(open=open_repo, load_config=load, services=services, apps=APPS, read_only=read_only,
+    return Plan(open=open_repo, load_config=load, services=services, apps=apps(), read_only=read_only,
                 control_socket=str(sock), port_file=port_file)
 
 
