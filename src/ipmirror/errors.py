@@ -14,10 +14,11 @@ builtin it most resembles, so callers may catch either::
     ├── PathNotFound (LookupError)          a path under a root does not exist
     ├── Corrupt (RuntimeError)              stored bytes do not hash to their key
     ├── StoreError (OSError)                the repository cannot be opened/used (locked, permissions)
-    └── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    ├── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    └── PeerError (ConnectionError)         a libp2p peer cannot be reached, or the host is not running
 
-The CLI maps ``InvalidInput``/``NotFound``/``PathNotFound``/``Corrupt``/``StoreError``/``Conflict``
-to a one-line message and exit status 1; anything else is a bug (one line plus a hint, or a
+The CLI maps ``InvalidInput``/``NotFound``/``PathNotFound``/``Corrupt``/``StoreError``/``Conflict``/
+``PeerError`` to a one-line message and exit status 1; anything else is a bug (one line plus a hint, or a
 traceback with ``--debug``).
 """
 
@@ -77,6 +78,10 @@ class StoreError(IpmirrorError, OSError):
 
 class Conflict(IpmirrorError, FileExistsError):
     """A target exists already and may not be replaced."""
+
+
+class PeerError(IpmirrorError, ConnectionError):
+    """A libp2p peer cannot be dialled, identified or pinged, or the host is not running."""
 
 
 class InvalidRecord(InvalidInput):

@@ -1,0 +1,173 @@
+"""The trio side's defences: per-peer limits and stream handlers that cannot kill a connection.
+
+Rules (see docs/design.md, "libp2p host"):
+- Peers: a connection that would make more than ``max_peers`` distinct peers is closed at once.
+- Streams: when a peer has more than ``max_streams_per_peer`` streams open, the new stream is
+  reset and the peer is disconnected (all its connections) — flooding is misbehaviour.
+- Handlers: py-libp2p ends a whole connection when an exception escapes a stream handler, so every
+  handler we register runs under :func:`guarded`: the stream sees EOF as ``b""``; an I/O error or
+  a peer's :class:`ProtocolViolation` resets the stream (a violation also cuts the peer off); any
+  other exception is our bug: logged with its traceback, the stream reset, the peer kept.
+Runs only inside the host thread (trio).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+import trio
+from libp2p.abc import INetConn, INetStream, INetwork, INotifee
+from libp2p.exceptions import BaseLibp2pError
+from libp2p.peer.id import ID
+from multiaddr import Multiaddr
+
+from ipmirror.peer.config import HostConfig
+
+log = logging.getLogger("ipmirror.peer")
+
+EOF_ERRORS = (EOFError,)  # py-libp2p's StreamEOF and MuxedStreamEOF both derive from EOFError
+# errors of closing or resetting a stream or connection that is going away anyway
+QUIET = (BaseLibp2pError, OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+class ProtocolViolation(Exception):
+    """Raised by a stream handler when the remote peer broke the protocol: the peer is cut off."""
+
+
+class Stream:
+    """A py-libp2p stream with plain semantics: ``read`` returns ``b""`` at the end."""
+
+    __slots__ = ("_s",)
+
+    def __init__(self, stream: INetStream) -> None:
+        self._s = stream
+
+    @property
+    def peer(self) -> str:
+        return str(self._s.muxed_conn.peer_id)
+
+    @property
+    def protocol(self) -> str:
+        return str(self._s.get_protocol() or "")
+
+    async def read(self, n: int = 65536) -> bytes:
+        try:
+            return await self._s.read(n)
+        except EOF_ERRORS:
+            return b""
+
+    async def read_exactly(self, n: int) -> bytes:
+        """``n`` bytes, or fewer only if the stream ended first."""
+        parts: list[bytes] = []
+        left = n
+        while left:
+            b = await self.read(left)
+            if not b:
+                break
+            parts.append(b)
+            left -= len(b)
+        return b"".join(parts)
+
+    async def write(self, data: bytes) -> None:
+        await self._s.write(data)
+
+    async def close(self) -> None:
+        await self._s.close()
+
+    async def reset(self) -> None:
+        await self._s.reset()
+
+
+Handler = Callable[[Stream], Awaitable[None]]
+
+
+class Guard(INotifee):
+    """Counts peers and streams as py-libp2p reports them, and cuts off peers over the limits."""
+
+    def __init__(self, config: HostConfig, spawn: Callable[[Callable[[], Awaitable[None]]], None]) -> None:
+        self.config = config
+        self._spawn = spawn  # start a task in the host's nursery
+        self.cut_off: deque[tuple[str, str]] = deque(maxlen=100)  # (peer, reason), newest last
+        self._network: INetwork | None = None
+        self._closing: set[ID] = set()  # peers being disconnected
+
+    def attach(self, network: INetwork) -> None:
+        self._network = network
+        network.register_notifee(self)
+
+    def disconnect(self, peer: ID, reason: str) -> None:
+        """Close every connection to ``peer`` (from a task of our own, not the caller's)."""
+        if self._network is None:
+            return
+        log.warning("libp2p: disconnecting %s: %s", peer, reason)
+        self.cut_off.append((str(peer), reason))
+        self._closing.add(peer)
+        network = self._network
+
+        async def close() -> None:
+            try:
+                with contextlib.suppress(*QUIET):
+                    await network.close_peer(peer)
+            finally:
+                self._closing.discard(peer)
+
+        self._spawn(close)
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        peers = {c.muxed_conn.peer_id for c in network.get_connections()}
+        if len(peers) > self.config.max_peers:
+            peer = conn.muxed_conn.peer_id
+            log.warning("libp2p: refusing %s: %d peers is the limit", peer, self.config.max_peers)
+            self.cut_off.append((str(peer), "too many peers"))
+
+            async def close() -> None:
+                with contextlib.suppress(*QUIET):
+                    await conn.close()
+
+            self._spawn(close)
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        peer = stream.muxed_conn.peer_id
+        n = sum(len(c.get_streams()) for c in network.get_connections(peer))
+        if n > self.config.max_streams_per_peer:
+            with contextlib.suppress(*QUIET):
+                await stream.reset()
+            if peer not in self._closing:  # once per flood, not once per stream
+                limit = self.config.max_streams_per_peer
+                self.disconnect(peer, f"too many streams ({n} open, limit {limit})")
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        pass
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        pass
+
+    async def listen(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        pass
+
+    async def listen_close(self, network: INetwork, multiaddr: Multiaddr) -> None:
+        pass
+
+
+def guarded(handler: Handler, guard: Guard) -> Callable[[INetStream], Awaitable[None]]:
+    """Wrap a handler of :class:`Stream` as a py-libp2p stream handler (see the module rules)."""
+
+    async def run(raw: INetStream) -> None:
+        stream = Stream(raw)
+        try:
+            await handler(stream)
+            return
+        except ProtocolViolation as e:
+            guard.disconnect(raw.muxed_conn.peer_id, f"{stream.protocol}: {e}")
+        except (BaseLibp2pError, OSError, EOFError, trio.BrokenResourceError, trio.ClosedResourceError,
+                trio.TooSlowError) as e:
+            log.debug("libp2p: %s stream from %s ended: %r", stream.protocol, stream.peer, e)
+        except Exception:
+            log.exception("libp2p: %s handler failed (peer %s)", stream.protocol, stream.peer)
+        with contextlib.suppress(*QUIET):
+            await raw.reset()
+
+    return run
