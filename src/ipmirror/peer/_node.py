@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -36,9 +37,9 @@ from libp2p.stream_muxer.yamux.yamux import Yamux
 from nacl.signing import SigningKey
 
 from ipmirror.codec import varint
-from ipmirror.codec.libp2p_key import KeyType, PrivateKey
+from ipmirror.codec.libp2p_key import KeyType, PeerID, PrivateKey
 from ipmirror.errors import InvalidInput, PeerError
-from ipmirror.peer._guard import Guard, Handler, ProtocolViolation, Stream, guarded
+from ipmirror.peer._guard import Guard, Handler, ProtocolViolation, Stream, guarded, install_checked_yamux
 from ipmirror.peer.config import HostConfig
 from ipmirror.peer.identity import AGENT_VERSION, PROTOCOL_VERSION, PeerConn, PeerIdentity
 
@@ -59,10 +60,8 @@ def key_pair(key: PrivateKey) -> KeyPair:
 
 
 def parse_peer(peer: str) -> ID:
-    try:
-        return ID.from_base58(peer)
-    except (ValueError, BaseLibp2pError) as e:
-        raise InvalidInput(f"invalid peer ID {peer!r}: {e}") from None
+    """A peer ID in any of its text forms (``12D3KooW…``, ``Qm…``, ``k51…``), checked."""
+    return ID(PeerID.parse(peer).multihash)
 
 
 class Node:
@@ -71,20 +70,25 @@ class Node:
     def __init__(self, key: PrivateKey, config: HostConfig) -> None:
         self.config = config
         kp = key_pair(key)
+        self._nursery: trio.Nursery | None = None
+        self.guard = Guard(config, self.spawn)
         self.host = new_host(
             key_pair=kp,
             sec_opt={NOISE_ID: NoiseTransport(kp, noise_privkey=new_x25519_key_pair().private_key)},
             muxer_opt={TProtocol(YAMUX_ID): Yamux},
             connection_config=ConnectionConfig(
-                max_connections=config.max_peers * 2, max_connections_per_peer=3,
+                max_connections=config.max_peers * 3, max_connections_per_peer=3,
+                min_connections=0, low_watermark=0, high_watermark=config.max_peers * 3,
                 inbound_stream_protocol_negotiation_timeout=config.negotiate_timeout,
                 dial_timeout=config.dial_timeout),
             negotiate_timeout=int(config.negotiate_timeout),
         )
+        # py-libp2p's auto-connector dials peers from the peerstore whenever it has fewer
+        # connections than its target, which would redial peers we dropped or cut off: off.
+        install_checked_yamux(self.host.get_network().upgrader.muxer_multistream, self.guard)  # type: ignore[attr-defined]
+        self.host.get_network().auto_connector.maybe_connect = _no_auto_dials  # type: ignore[attr-defined]
         self.peer_id = str(self.host.get_id())
-        self._nursery: trio.Nursery | None = None
         self._stop = trio.Event()
-        self.guard = Guard(config, self.spawn)
         self.identified: dict[str, PeerIdentity] = {}
 
     # -- life cycle ---------------------------------------------------------------------------------
@@ -94,6 +98,8 @@ class Node:
 
     async def run(self, started: Callable[[], None]) -> None:
         listen = [multiaddr.Multiaddr(a) for a in self.config.listen]
+        for addr in self.config.listen:
+            _check_free(addr)
         async with self.host.run(listen_addrs=listen), trio.open_nursery() as nursery:
             self._nursery = nursery
             self.guard.attach(self.host.get_network())
@@ -102,6 +108,11 @@ class Node:
                 raise PeerError(f"the libp2p host could not listen on {', '.join(self.config.listen)}")
             started()
             await self._stop.wait()
+            with trio.move_on_after(2):  # say goodbye (Yamux GO_AWAY, sockets closed) before cancelling
+                network = self.host.get_network()
+                for peer in {c.muxed_conn.peer_id for c in network.get_connections()}:
+                    with contextlib.suppress(*TRANSIENT):
+                        await network.close_peer(peer)
             nursery.cancel_scope.cancel()
         self._nursery = None
 
@@ -182,7 +193,7 @@ class Node:
         except trio.TooSlowError:
             raise PeerError(f"dialling {addr} timed out after {self.config.dial_timeout:g} s") from None
         except (*TRANSIENT, ValueError) as e:
-            raise PeerError(f"cannot connect to {addr}: {e or type(e).__name__}") from None
+            raise PeerError(f"cannot connect to {addr}: {str(e) or type(e).__name__}") from None
         conn = self._conn_of(str(info.peer_id))
         if conn is None:
             raise PeerError(f"the connection to {addr} closed at once")
@@ -204,10 +215,11 @@ class Node:
         except trio.TooSlowError:
             raise PeerError(f"{peer} did not accept {protocol} in time") from None
         except TRANSIENT as e:
-            raise PeerError(f"{peer} refused {protocol}: {e or type(e).__name__}") from None
+            raise PeerError(f"{peer} refused {protocol}: {str(e) or type(e).__name__}") from None
 
     async def identify(self, peer: str) -> PeerIdentity:
         """Ask ``peer`` who it is (identify), check its key against its ID, and remember it."""
+        peer = str(parse_peer(peer))
         stream = await self._open(peer, IDENTIFY)
         try:
             with trio.fail_after(self.config.negotiate_timeout):
@@ -239,6 +251,7 @@ class Node:
 
     async def ping(self, peer: str, count: int = 1) -> list[float]:
         """Round-trip times in seconds of ``count`` pings (32 random bytes echoed)."""
+        peer = str(parse_peer(peer))
         stream = await self._open(peer, PING)
         rtts = []
         try:
@@ -254,12 +267,31 @@ class Node:
         except trio.TooSlowError:
             raise PeerError(f"{peer} did not answer the ping in time") from None
         except TRANSIENT as e:
-            raise PeerError(f"ping to {peer} failed: {e or type(e).__name__}") from None
+            raise PeerError(f"ping to {peer} failed: {str(e) or type(e).__name__}") from None
         finally:
             with trio.move_on_after(1):
                 with contextlib.suppress(*TRANSIENT):
                     await stream.close()
         return rtts
+
+
+def _check_free(addr: str) -> None:
+    """Refuse a port something listens on already. py-libp2p listens with SO_REUSEPORT (for TCP
+    hole punching), so a second host on the same port would otherwise start and silently share
+    the incoming connections with the first; a plain bind sees the port taken."""
+    _, family, ip, _, port = addr.split("/")
+    if int(port) == 0:
+        return
+    with socket.socket(socket.AF_INET6 if family == "ip6" else socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers are fine
+        try:
+            s.bind((ip, int(port)))
+        except OSError as e:
+            raise PeerError(f"cannot listen on {addr}: {e.strerror}") from None
+
+
+async def _no_auto_dials() -> None:
+    return None
 
 
 def _addr(raw: bytes) -> str:
