@@ -62,8 +62,10 @@ class LinePeer:
         self._cv = threading.Condition()
         self._ids = itertools.count(1)
         self._stderr: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        threading.Thread(target=self._drain_stderr, daemon=True).start()
+        self._readers = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._drain_stderr, daemon=True)]
+        for t in self._readers:
+            t.start()
         try:
             ready = self.events.get(timeout=start_timeout)
         except queue.Empty:
@@ -128,6 +130,12 @@ class LinePeer:
             except (OSError, subprocess.TimeoutExpired):
                 self.proc.kill()
                 self.proc.wait()
+        for t in self._readers:  # they end at the pipes' EOF
+            t.join(5)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
 
     def __enter__(self) -> LinePeer:
         return self

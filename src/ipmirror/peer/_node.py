@@ -147,8 +147,12 @@ class Node:
         await stream.close()
 
     # -- peers ----------------------------------------------------------------------------------------
+    def _live(self, peer: ID | None = None) -> list[INetConn]:
+        """Open connections (py-libp2p lists a connection the remote closed for a while longer)."""
+        return [c for c in self.host.get_network().get_connections(peer) if not c.is_closed]
+
     def _conn_of(self, peer: str) -> INetConn | None:
-        conns = self.host.get_network().get_connections(parse_peer(peer))
+        conns = self._live(parse_peer(peer))
         return conns[0] if conns else None
 
     def _describe(self, conn: INetConn) -> PeerConn:
@@ -162,9 +166,8 @@ class Node:
 
     async def peers(self) -> list[PeerConn]:
         seen: dict[str, PeerConn] = {}
-        for conn in self.host.get_network().get_connections():
-            if not conn.is_closed:
-                seen.setdefault(str(conn.muxed_conn.peer_id), self._describe(conn))
+        for conn in self._live():
+            seen.setdefault(str(conn.muxed_conn.peer_id), self._describe(conn))
         return sorted(seen.values(), key=lambda p: p.peer)
 
     async def addrs_async(self) -> list[str]:
@@ -174,7 +177,7 @@ class Node:
         """The addresses we know for each connected peer (its identify listen addresses)."""
         store = self.host.get_peerstore()
         out: dict[str, list[str]] = {}
-        for conn in self.host.get_network().get_connections():
+        for conn in self._live():
             pid = conn.muxed_conn.peer_id
             out[str(pid)] = sorted({str(a) for a in store.addrs(pid)})
         return out
@@ -187,6 +190,10 @@ class Node:
             raise InvalidInput(f"invalid peer address {addr!r} (want /ip4/…/tcp/…/p2p/ID): {e}") from None
         if str(info.peer_id) == self.peer_id:
             raise InvalidInput("that address is this node's own")
+        network = self.host.get_network()
+        if network.get_connections(info.peer_id) and not self._live(info.peer_id):
+            with contextlib.suppress(*TRANSIENT):  # py-libp2p would reuse the dead one and not dial
+                await network.close_peer(info.peer_id)
         try:
             with trio.fail_after(self.config.dial_timeout):
                 await self.host.connect(info)
@@ -201,7 +208,7 @@ class Node:
 
     async def disconnect(self, peer: str) -> bool:
         pid = parse_peer(peer)
-        if not self.host.get_network().get_connections(pid):
+        if not self._live(pid):
             return False
         await self.host.disconnect(pid)
         return True
