@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from _peers import Helia, Kubo, helia_missing, kubo_missing
 
+from _peers import Helia, Kubo, helia_missing, kubo_missing
 from ipmirror.naming.keystore import Keystore
 from ipmirror.peer import control
 from ipmirror.peer.config import HostConfig
@@ -39,8 +39,9 @@ def wait_for(cond: Callable[[], bool], timeout: float = 15) -> bool:
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PeerHost, dict[str, object]]]:
     """Our host with the ``self`` key of a fresh repository, and that repository's ``ipmirror id``."""
     repo = tmp_path_factory.mktemp("peer") / "repo"
+    env = dict(os.environ, IPMIRROR_PATH=str(repo))
     shown = json.loads(subprocess.run([sys.executable, "-m", "ipmirror", "id", "--json"], check=True,
-                                      capture_output=True, env=dict(os.environ, IPMIRROR_PATH=str(repo))).stdout)
+                                      capture_output=True, env=env).stdout)
     host = PeerHost(Keystore(repo / "keys").get("self"), HostConfig(listen=("/ip4/127.0.0.1/tcp/0",)))
     host.start()
     yield host, shown
