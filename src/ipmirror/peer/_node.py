@@ -213,7 +213,8 @@ class Node:
         await self.host.disconnect(pid)
         return True
 
-    async def _open(self, peer: str, protocol: str) -> Stream:
+    async def open_stream(self, peer: str, protocol: str) -> Stream:
+        """A new stream to a connected peer, its protocol negotiated (``PeerError`` if refused)."""
         if self._conn_of(peer) is None:
             raise PeerError(f"not connected to {peer}")
         try:
@@ -227,7 +228,7 @@ class Node:
     async def identify(self, peer: str) -> PeerIdentity:
         """Ask ``peer`` who it is (identify), check its key against its ID, and remember it."""
         peer = str(parse_peer(peer))
-        stream = await self._open(peer, IDENTIFY)
+        stream = await self.open_stream(peer, IDENTIFY)
         try:
             with trio.fail_after(self.config.negotiate_timeout):
                 raw = await _read_prefixed(stream, MAX_IDENTIFY_BYTES)
@@ -259,7 +260,7 @@ class Node:
     async def ping(self, peer: str, count: int = 1) -> list[float]:
         """Round-trip times in seconds of ``count`` pings (32 random bytes echoed)."""
         peer = str(parse_peer(peer))
-        stream = await self._open(peer, PING)
+        stream = await self.open_stream(peer, PING)
         rtts = []
         try:
             for _ in range(count):
