@@ -177,6 +177,9 @@ def test_a_misbehaving_peer_is_cut_off_and_others_are_served(make_host: Callable
     assert ids(victim) == {good.peer_id.to_base58()}
     reason = "garbage Yamux frame" if attack == "garbage" else "too many streams"
     assert any(p == bad.peer_id.to_base58() and reason in r for p, r in victim.cut_off())
+    status = victim.status()
+    assert status["running"] is True and status["peers"] == 1
+    assert any(c["peer"] == bad.peer_id.to_base58() for c in status["cut_off"])  # type: ignore[attr-defined]
     assert len(good.ping(vid, 2)) == 2  # the others are still served
     late = make_host()
     late.connect(full_addr(victim))
@@ -270,7 +273,7 @@ def test_the_asyncio_and_thread_hand_off(make_host: Callable[..., PeerHost]) -> 
     a.stop()
     with pytest.raises(PeerError, match="stopped"):
         pending.result(10)
-    assert not a.running
+    assert not a.running and a.status() == {"running": False, "peer_id": a.peer_id.to_base58()}
     with pytest.raises(PeerError, match="not running"):
         a.peers()
     a.stop()  # idempotent

@@ -1,10 +1,11 @@
 """``ipmirror id`` and ``ipmirror swarm peers|connect|disconnect|addrs``: the libp2p host, Kubo-style.
 
-``id`` works without a running server: it reads the ``self`` key (creating it on first use, as
-``serve`` would) and prints Kubo's ``ipfs id`` fields; Addresses and Protocols are null then, as
-Kubo prints them offline. ``swarm`` commands ask the running host (``serve --swarm``) through
-the control channel: :func:`control_call` is the one place that sends a request; the answers are
-those of ``ipmirror.peer.control`` (Kubo's JSON shapes), printed as Kubo prints them.
+``id`` asks the running host when there is one, and otherwise reads the ``self`` key (creating it
+on first use, as ``serve`` would) and prints Kubo's ``ipfs id`` fields, with Addresses and
+Protocols null, as Kubo prints them offline. ``swarm`` commands ask the running host
+(``serve --swarm``) through the control channel: :func:`control_call` is the one place that sends a
+request; the answers are those of ``ipmirror.peer.control`` (Kubo's JSON shapes), printed as Kubo
+prints them.
 """
 
 from __future__ import annotations
@@ -46,11 +47,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def show_id(ctx: Ctx) -> int:
-    with ctx.open_repo() as repo:
-        keys = repo.keystore
-        keys.identity()  # the node key exists from here on, as after 'serve'
-        info = identify_self(keys.get("self"))
-    doc = info.to_json()
+    try:
+        doc = control_call("id", {})  # a running host knows its addresses and protocols
+    except PeerError:
+        with ctx.open_repo() as repo:
+            keys = repo.keystore
+            keys.identity()  # the node key exists from here on, as after 'serve'
+            doc = identify_self(keys.get("self")).to_json()
     if ctx.args.json:
         ctx.print(json.dumps(doc, indent=2))
     else:

@@ -209,6 +209,13 @@ class PeerHost:
         """Serve ``protocol`` with a trio coroutine function of :class:`Stream` (guarded)."""
         self._wait(_async(self.node.set_handler), protocol, handler, timeout=10)
 
+    def status(self) -> dict[str, object]:
+        """For the status/metrics provider: running, peer ID, addresses, peers, recent cut-offs."""
+        if not self.running:
+            return {"running": False, "peer_id": self.peer_id.to_base58()}
+        return {"running": True, "peer_id": self.peer_id.to_base58(), "addrs": self.addrs(),
+                "peers": len(self.peers()), "cut_off": [{"peer": p, "reason": r} for p, r in self.cut_off()]}
+
     def cut_off(self) -> list[tuple[str, str]]:
         """The last peers the guard disconnected, with the reason (newest last)."""
         return self._wait(_async(lambda: list(self.node.guard.cut_off)), timeout=10)
