@@ -14,6 +14,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import multiaddr
 import trio
@@ -83,10 +84,11 @@ class Node:
                 dial_timeout=config.dial_timeout),
             negotiate_timeout=int(config.negotiate_timeout),
         )
+        network: Any = self.host.get_network()  # the Swarm (its interface type lacks these two)
+        install_checked_yamux(network.upgrader.muxer_multistream, self.guard)  # see _guard.py
         # py-libp2p's auto-connector dials peers from the peerstore whenever it has fewer
         # connections than its target, which would redial peers we dropped or cut off: off.
-        install_checked_yamux(self.host.get_network().upgrader.muxer_multistream, self.guard)  # type: ignore[attr-defined]
-        self.host.get_network().auto_connector.maybe_connect = _no_auto_dials  # type: ignore[attr-defined]
+        network.auto_connector.maybe_connect = _no_auto_dials
         self.peer_id = str(self.host.get_id())
         self._stop = trio.Event()
         self.identified: dict[str, PeerIdentity] = {}
