@@ -17,11 +17,12 @@ builtin it most resembles, so callers may catch either::
     ├── StoreError (OSError)                the repository cannot be opened/used (locked, permissions)
     ├── SourceError (OSError)               a file being added/synced cannot be read (unreadable,
     │                                       vanished, kept changing while read)
-    └── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    ├── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    └── PeerError (ConnectionError)         a libp2p peer cannot be reached, or the host is not running
 
 The CLI maps every ``IpmirrorError`` (``InvalidInput``, ``NotFound``, ``PathNotFound``, ``Corrupt``,
-``StoreError``, ``SourceError``, ``Conflict``) to a one-line message and exit status 1; anything
-else is a bug (one line plus a hint, or a traceback with ``--debug``).
+``StoreError``, ``SourceError``, ``Conflict``, ``PeerError``) to a one-line message and exit status 1;
+anything else is a bug (one line plus a hint, or a traceback with ``--debug``).
 """
 
 from __future__ import annotations
@@ -91,6 +92,10 @@ class SourceError(IpmirrorError, OSError):
 
 class Conflict(IpmirrorError, FileExistsError):
     """A target exists already and may not be replaced."""
+
+
+class PeerError(IpmirrorError, ConnectionError):
+    """A libp2p peer cannot be dialled, identified or pinged, or the host is not running."""
 
 
 class InvalidRecord(InvalidInput):
