@@ -3,7 +3,7 @@
 ``id`` asks the running host when there is one, and otherwise reads the ``self`` key (creating it
 on first use, as ``serve`` would) and prints Kubo's ``ipfs id`` fields, with Addresses and
 Protocols null, as Kubo prints them offline. ``swarm`` commands ask the running host
-(``serve --swarm``) through the control channel: :func:`control_call` is the one place that sends a
+(``serve --swarm``) through the control channel: :func:`control_caller` is the one place that sends a
 request; the answers are those of ``ipmirror.peer.control`` (Kubo's JSON shapes), printed as Kubo
 prints them.
 """
@@ -30,25 +30,25 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = swarm.add_subparsers(dest="sub", required=True)
     p = s.add_parser("peers", help="list connected peers")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_call))
+    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_caller(ctx)))
     p = s.add_parser("connect", help="connect to peers (/ip4/…/tcp/…/p2p/ID)")
     p.add_argument("addrs", nargs="+", metavar="MULTIADDR")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_call))
+    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_caller(ctx)))
     p = s.add_parser("disconnect", help="close the connections to peers (ID or …/p2p/ID)")
     p.add_argument("peers", nargs="+", metavar="PEER")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_call))
+    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_caller(ctx)))
     p = s.add_parser("addrs", help="known addresses of connected peers ('addrs local': our own)")
     p.add_argument("which", nargs="?", choices=["local"], help="'local': the addresses we listen on")
     p.add_argument("--id", action="store_true", help="with 'local': append /p2p/ID")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_call))
+    p.set_defaults(func=lambda ctx: swarm_cmd(ctx, control_caller(ctx)))
 
 
 def show_id(ctx: Ctx) -> int:
     try:
-        doc = control_call("id", {})  # a running host knows its addresses and protocols
+        doc = control_caller(ctx)("id", {})  # a running host knows its addresses and protocols
     except PeerError:
         with ctx.open_repo() as repo:
             keys = repo.keystore
@@ -64,13 +64,27 @@ def show_id(ctx: Ctx) -> int:
     return 0
 
 
-def control_call(method: str, params: Mapping[str, object]) -> dict[str, object]:
-    """Send one request to the running server's libp2p host.
+def control_caller(ctx: Ctx) -> Call:
+    """Requests to the libp2p host of the server running on this repository, over its control
+    channel (PeerError when no server runs, or it runs no host)."""
 
-    The control channel belongs to the server runtime (issue #9); until it is wired here there is
-    no running host to ask, and the commands say so."""
-    raise PeerError("no running libp2p host to ask: 'swarm' commands need 'ipmirror serve --swarm ADDR' "
-                    "and its control channel")
+    def call(method: str, params: Mapping[str, object]) -> dict[str, object]:
+        from ipmirror import serving
+        from ipmirror.server.control import ControlError, NoServer
+
+        try:
+            doc: dict[str, object] = serving.ask(ctx.repo_path, method, dict(params))
+        except NoServer:
+            raise PeerError("no running libp2p host to ask: 'swarm' commands need "
+                            "'ipmirror serve --swarm MULTIADDR'") from None
+        except ControlError as e:
+            if "no running service handles" in str(e):
+                raise PeerError("the running server has no libp2p host (start it with "
+                                "'ipmirror serve --swarm MULTIADDR' or config swarm.listen)") from None
+            raise PeerError(str(e)) from None
+        return doc
+
+    return call
 
 
 def swarm_cmd(ctx: Ctx, call: Call) -> int:
