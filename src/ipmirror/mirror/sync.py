@@ -3,7 +3,7 @@ what changed.
 
 Usage::
 
-    version = sync(db, store, mirror, checksum=False, on_progress=None, now=time.time)
+    result = sync(db, store, mirror, checksum=False, limits=Limits(), strict=False)  # SyncResult
 
 How a sync decides what to read (rules, checked by tests/test_mirror.py):
 1. A file is reused without being read when its (size, mtime_ns, inode, ctime_ns) equal the index
@@ -18,12 +18,21 @@ How a sync decides what to read (rules, checked by tests/test_mirror.py):
    changed paths.
 3. Index records are written only after the blocks they name are committed (the store session's
    commit hook), so an interrupted sync leaves an index that the next sync can trust, and it does
-   not read those files again. Records written by a sync that never completed are not yet
-   protected by a pin (GC may have taken their blocks), so the next sync checks their blocks are
-   still present before reusing them.
+   not read those files again. File by file: each file's event follows its blocks from the worker
+   that read it (the importer's ``early_file_events``), and the reader queue holds at most a
+   quarter batch, so a sync killed at any point reads again at most about one batch of files plus
+   those in flight (tests/test_mirror_safety.py). Records written by a sync that never completed
+   are not yet protected by a pin (GC may have taken their blocks), so the next sync checks their
+   blocks are still present before reusing them (a raw leaf by ``has``, without reading it).
+   Deletions from the index wait until the source checks passed (``checks.py``: a refused sync
+   leaves the records of the previous tree).
 4. A version becomes visible only when complete: the root is pinned in the session's last
-   transaction, then the version record is written, then ``publish`` is called.
-5. Any block store will do (``store.base.Blockstore``); a ``--nocopy`` mirror needs one that keeps
+   transaction, then the version record is written, then ``publish`` is called (by the caller,
+   ``manager.py``). A sync whose root equals the latest version's records no version
+   (``SyncResult.new`` False); either way the mirror record notes when it was ``checked``.
+5. Before publishing, the source checks of ``checks.py`` run (``Refused``, noted on the mirror
+   record); unreadable entries are handled by ``partial.py``'s policy unless ``strict``.
+6. Any block store will do (``store.base.Blockstore``); a ``--nocopy`` mirror needs one that keeps
    no-copy references (``NoCopyStore``), else the sync fails before it starts, saying so.
 """
 
@@ -237,7 +246,7 @@ class Progress:
         reused, reused_bytes = (imp.reused_files, imp.reused_bytes) if imp is not None else (0, 0)
         return {"scanned": reused + t.read_files, "scanned_bytes": reused_bytes + t.read_bytes,
                 "read": t.read_files, "read_bytes": t.read_bytes, "added": t.added, "changed": t.changed,
-                "removed": t.removed + len(t.deletes)}
+                "removed": t.removed or len(t.deletes)}
 
 
 def check_nocopy(store: Blockstore, name: str) -> None:
