@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
 import threading
 import time
@@ -18,10 +17,12 @@ import time
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.errors import EXIT_OK, EXIT_PARTIAL
 from ipmirror.mirror.checks import DEFAULT_MAX_DELETE
+from ipmirror.mirror.db import Version
 from ipmirror.mirror.manager import Mirrors
 from ipmirror.mirror.register import add_mirror, remove_mirror
 from ipmirror.mirror.retention import DEFAULT_KEEP, DEFAULT_KEEP_DAYS, describe
 from ipmirror.mirror.sync import Progress, SyncResult
+from ipmirror.node import Repo
 from ipmirror.unixfs.profile import PRESETS
 
 
@@ -151,20 +152,28 @@ def _sync_once(ctx: Ctx, mirrors: Mirrors, checksum: bool) -> int:
             v = run(progress.live)
     else:
         v = run(None)
-    for sk in v.skipped_paths:
+    return _print_version(ctx, v)
+
+
+def _print_version(ctx: Ctx, v: Version) -> int:
+    """Print what a sync did (its unreadable entries on stderr); its exit code (0, or 3: partial)."""
+    a = ctx.args
+    skipped = v.skipped_paths if isinstance(v, SyncResult) else []
+    for sk in skipped:
         ctx.warn(f"skipped {sk}")
     if a.json:
         d = dataclasses.asdict(v)
-        d["skipped_paths"] = [str(sk) for sk in v.skipped_paths]
+        d["skipped_paths"] = [str(sk) for sk in skipped]
         ctx.print(json.dumps(d))
     else:
         ctx.print(_describe(a.name, v))
     ctx.out.flush()
-    return EXIT_PARTIAL if v.skipped_paths else EXIT_OK
+    return EXIT_PARTIAL if skipped else EXIT_OK
 
 
-def _describe(name: str, v: SyncResult) -> str:
-    head = (f"{name} version {v.number}: {v.root}" if v.new else
+def _describe(name: str, v: Version) -> str:
+    new = v.new if isinstance(v, SyncResult) else True
+    head = (f"{name} version {v.number}: {v.root}" if new else
             f"{name}: nothing changed; version {v.number} stays the latest: {v.root}")
     partial = f"; {v.skipped} unreadable (listed above)" if v.skipped else ""
     return (f"{head}\n  {v.files} files, {v.size} bytes; +{v.added} added, ~{v.changed} changed, "
@@ -175,54 +184,29 @@ def _describe(name: str, v: SyncResult) -> str:
 def sync(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        mirrors = repo.mirrors()
-        rc = _sync_once(ctx, mirrors, a.checksum)
         if a.watch:
-            _watch(ctx, mirrors, mirrors.get(a.name).dir)
-    return rc
+            _watch(ctx, repo)  # its first sync runs once it watches: no change is missed
+            return EXIT_OK
+        return _sync_once(ctx, repo.mirrors(), a.checksum)
 
 
-def _watch(ctx: Ctx, mirrors: Mirrors, directory: str) -> None:
-    """Sync again after file-system notifications, once ``--debounce`` seconds pass without
-    one (or ``--max-wait`` after the first); Ctrl-C or SIGTERM ends it cleanly."""
-    from watchdog.events import FileSystemEvent, FileSystemEventHandler
-    from watchdog.observers import Observer
+def _watch(ctx: Ctx, repo: Repo) -> None:
+    """The watch service ``serve`` runs for mirrors with watching on (``server/watch.py``), in
+    this process: sync now, then again once ``--debounce`` seconds pass without a change (or
+    ``--max-wait`` after the first); Ctrl-C or SIGTERM ends it cleanly, a failed sync with its
+    error."""
+    import logging
+
+    from ipmirror.serving import watch
 
     a = ctx.args
-    state = {"first": 0.0, "last": 0.0}
-    lock = threading.Lock()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    cfg = dataclasses.replace(repo.settings, watch=dataclasses.replace(
+        repo.settings.watch, debounce=a.debounce, max_wait=a.max_wait))
+    def show(v: Version) -> None:
+        _print_version(ctx, v)
 
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event: FileSystemEvent) -> None:
-            if event.event_type in ("opened", "closed_no_write"):
-                return
-            now = time.monotonic()
-            with lock:
-                state["first"] = state["first"] or now
-                state["last"] = now
-
-    stop = threading.Event()
-    old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    observer = Observer()
-    observer.schedule(Handler(), directory, recursive=True)
-    observer.start()
-    ctx.warn(f"watching {directory} for changes (debounce {a.debounce}s)")
-    try:
-        while not stop.wait(0.1):
-            with lock:
-                first, last = state["first"], state["last"]
-                now = time.monotonic()
-                due = first and (now - last >= a.debounce or now - first >= a.max_wait)
-                if due:
-                    state["first"] = state["last"] = 0.0
-            if due:
-                _sync_once(ctx, mirrors, False)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        observer.stop()
-        observer.join()
+    watch(repo, a.name, cfg, on_version=show, checksum=a.checksum)
 
 
 def list_(ctx: Ctx) -> int:
