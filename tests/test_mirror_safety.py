@@ -516,3 +516,37 @@ def test_older_ipns_record_is_refused_with_4(cli: CLI, tmp_path: Path) -> None:
     cli("name", "publish", "--key", "k", f"/ipfs/{cid}")
     r = cli("name", "put", "k", first, check=False)
     assert r.rc == EXIT_REFUSED and "not newer than the stored one" in r.err and len(r.err.splitlines()) == 1
+
+
+def test_watch_service_survives_a_refused_sync(tmp_path: Path) -> None:
+    """A watched mirror whose disk is unmounted: the refused sync is logged, the service keeps
+    watching (it is not a failure for the host to restart) and syncs once the source is back."""
+    import asyncio
+
+    from ipmirror.config import WatchConfig
+    from ipmirror.server.watch import Watcher
+
+    calls: list[int] = []
+
+    def sync() -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Refused("mirror m: refused to publish: /srv/m is empty")
+        return type("V", (), {"number": 1, "root": "bafy"})()
+
+    w = Watcher("m", str(tmp_path), sync, WatchConfig(debounce=0.1), initial=True)  # type: ignore[arg-type]
+
+    async def go() -> None:
+        task = asyncio.create_task(w.run())
+        await asyncio.sleep(0.5)
+        (tmp_path / "new").write_bytes(b"x")  # a change: try again
+        for _ in range(100):
+            if w.syncs:
+                break
+            await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(go())
+    assert len(calls) == 2 and w.syncs == 1
