@@ -145,7 +145,8 @@ def server_status(repo_path: Path) -> dict[str, Any]:
             for m in mirrors.all():
                 vs = mirrors.log(m.name)
                 rows.append({"name": m.name, "versions": len(vs), "latest": vs[-1].root if vs else None,
-                             "watch": m.name in cfg.watch.mirrors})
+                             "watch": m.name in cfg.watch.mirrors, "checked": m.checked or None,
+                             "refused": m.refused or None})
             status["mirrors"] = rows
             status["keys"] = len(repo.keystore.names())
     except IpmirrorError as e:
