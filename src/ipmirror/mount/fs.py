@@ -113,6 +113,7 @@ class MountOps(mfusepy.Operations):  # type: ignore[misc]
         self._lock = threading.Lock()
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started_ns = time.time_ns()
+        self.ready = False  # init ran: the file system was mounted
 
     # -- set-up ----------------------------------------------------------------------------------
     def init_with_config(self, conn: Any, config: Any) -> None:
@@ -124,6 +125,7 @@ class MountOps(mfusepy.Operations):  # type: ignore[misc]
             config.auto_cache = 0
         if conn is not None:
             conn.want &= ~(_CAP_READDIRPLUS | _CAP_READDIRPLUS_AUTO | _CAP_CACHE_SYMLINKS)
+        self.ready = True
         if self.on_ready is not None:
             self.on_ready()
 
@@ -228,5 +230,11 @@ def run(tree: Tree, mountpoint: str, *, allow_other: bool = False,
                             "max_threads": 16, "max_idle_threads": 8}
     if allow_other:
         opts["allow_other"] = True
-    mfusepy.FUSE(MountOps(tree, on_ready), mountpoint, raw_fi=True, foreground=True, nothreads=False,
-                 debug=debug, **opts)
+    ops = MountOps(tree, on_ready)
+    try:
+        mfusepy.FUSE(ops, mountpoint, raw_fi=True, foreground=True, nothreads=False, debug=debug, **opts)
+    except RuntimeError as e:
+        # fuse_main says 8 when its loop ended with an error, and a stop signal counts as one:
+        # after a mount, that is the normal end (libfuse has unmounted by then).
+        if not (ops.ready and e.args == (8,)):
+            raise
