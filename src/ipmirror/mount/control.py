@@ -128,7 +128,11 @@ def prepare_mountpoint(path: str) -> str:
 
 def tune_readahead(path: str, kb: int = READAHEAD_KB) -> bool:
     """Raise the kernel's read-ahead window for the mount at ``path`` (its bdi in sysfs; FUSE
-    starts at 128 KiB). Needs root; False when it could not."""
+    starts at 128 KiB). Needs root; False when it could not. Call it from a thread other than
+    the file system's once mounted: the first request waits for the kernel's INIT to be answered,
+    which sets the window too (to at most its default) and would undo an earlier change."""
+    with contextlib.suppress(OSError):
+        os.statvfs(path)
     info = mount_of(path)
     if info is None:
         return False
