@@ -225,6 +225,22 @@ def test_multiple_ranges_are_multipart_byteranges(gw: Gateway, which: str) -> No
         assert payload == content[a:b + 1]
 
 
+def test_multiple_ranges_of_a_small_file(gw: Gateway) -> None:
+    """A file answered from memory makes the same multipart/byteranges as a streamed one."""
+    path, content = f"/ipfs/{gw.root}/docs/a.txt", gw.files["docs/a.txt"]
+    size = len(content)
+    r = ok(gw.srv.get(path, {"Range": "bytes=0-1,4-6,-3"}), 206)
+    assert r.header("Content-Length") == str(len(r.body))
+    parts = parse_byteranges(r.header("Content-Type"), r.body)
+    for (headers, payload), (a, b) in zip(parts, [(0, 2), (4, 7), (size - 3, size)], strict=True):
+        assert headers["content-range"] == f"bytes {a}-{b - 1}/{size}"
+        assert headers["content-type"] == "text/plain; charset=utf-8"
+        assert payload == content[a:b]
+    assert len(parts) == 3
+    head = ok(gw.srv.request("HEAD", path, {"Range": "bytes=0-1,4-6,-3"}), 206)
+    assert head.body == b"" and head.header("Content-Length") == r.header("Content-Length")
+
+
 @pytest.mark.parametrize("spec", [
     "bytes={size}-{size_plus}",
     "bytes={size_plus}-{size_plus2}",

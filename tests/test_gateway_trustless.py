@@ -33,9 +33,11 @@ from ipmirror.codec.cid import CID, verify_multihash
 from ipmirror.codec.libp2p_key import PeerID, PrivateKey
 from ipmirror.errors import InvalidInput
 from ipmirror.gateway.app import make_app
-from ipmirror.gateway.common import GatewayConfig
+from ipmirror.gateway.config import GatewayConfig
+from ipmirror.mirror.register import add_mirror
 from ipmirror.node import Repo
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.resolve import Resolver
 
 GC = "gateway-conformance"
 TG = "trustless_gateway_car"
@@ -100,7 +102,7 @@ class Fixture:
         raise KeyError(cid)
 
     def cid(self, *path: str) -> CID:
-        return ex.resolve(self.get, self.root, list(path)) if path else self.root
+        return Resolver(self.get).resolve_path(self.root, path).cid
 
     def v1(self, *path: str) -> str:
         return str(self.cid(*path).to_v1())
@@ -232,6 +234,11 @@ def test_raw_block_bytes_and_headers(gw: Gateway) -> None:
     assert (part.status, part.body, part.header("Content-Range")) == (206, fx.get(f)[6:17],
                                                                       f"bytes 6-16/{len(fx.get(f))}")
     assert gw.get(f"/ipfs/{f}?format=raw", If_None_Match=f'"{f}.raw"').status == 304
+    both = gw.get(f"/ipfs/{f}?format=raw", Range="bytes=0-1,-2")
+    assert both.status == 206 and both.header("Content-Type").startswith("multipart/byteranges; boundary=")
+    assert both.body.count(b"Content-Type: application/vnd.ipld.raw\r\n") == 2
+    assert f"Content-Range: bytes 0-1/{len(fx.get(f))}".encode() in both.body
+    assert gw.get(f"/ipfs/{f}?format=raw", Range=f"bytes={len(fx.get(f))}-").status == 416
     # a path is allowed (path gateway); the block at its end is served
     assert gw.get(f"/ipfs/{fx.root}/dir/ascii.txt?format=raw").body == fx.get(f)
 
@@ -506,11 +513,36 @@ def test_ipns_record_of_a_local_key(gw: Gateway) -> None:
 
 def test_ipns_record_of_a_mirror(gw: Gateway, tmp_path: Path) -> None:
     (tmp_path / "tree").mkdir()
-    gw.repo.mirror_add("docs-mirror", str(tmp_path / "tree"), profile="unixfs-v1-2025", key="docs-key")
+    add_mirror(gw.repo.mirrors(), gw.repo.keystore, "docs-mirror", str(tmp_path / "tree"),
+               profile="unixfs-v1-2025", key="docs-key")
     pub = gw.repo.names.publish("docs-key", "/ipfs/bafkqaaa")
     r = gw.get("/ipns/docs-mirror?format=ipns-record")  # a mirror's record is its key's
     assert (r.status, r.body) == (200, pub.record)
     assert gw.get("/ipns/no-such-local-name?format=ipns-record").status == 400
+
+
+def test_records_are_verified_once_across_requests(gw: Gateway, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The node keeps one ``Names`` (with its memory of verified records) for all requests and
+    apps: serving an unchanged record again checks no signature (docs/design.md, Serving)."""
+    gw.repo.keystore.gen("counted-key")
+    pub = gw.repo.names.publish("counted-key", "/ipfs/bafkqaaa")  # a new record: not verified yet
+    calls: list[bytes] = []
+    validate = ipns.validate
+
+    def counting(raw: bytes, *args: object, **kwargs: object) -> ipns.Record:
+        calls.append(raw)
+        return validate(raw, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ipns, "validate", counting)
+    start = time.monotonic()
+    for _ in range(3):
+        assert gw.get("/ipns/counted-key?format=ipns-record").body == pub.record
+        assert gw.get(f"/routing/v1/ipns/{pub.name}").body == pub.record
+        assert gw.get("/ipns/counted-key").status == 200
+    elapsed = time.monotonic() - start
+    # a verified record is checked again after a second (naming/names.py, rule 3), never per request
+    assert calls and len(calls) <= 1 + int(elapsed), (len(calls), elapsed)
+    assert set(calls) == {pub.record}
 
 
 def _record(seed: bytes, seq: int, value: str = "/ipfs/bafkqaaa",

@@ -8,6 +8,7 @@ builtin it most resembles, so callers may catch either::
     │   ├── InvalidCID                      a CID string or byte form that does not parse
     │   ├── DecodeError                     a block, CAR or protobuf that is malformed/non-canonical
     │   ├── UnsupportedFormat               a codec/hash/profile we do not implement
+    │   │   └── UnsupportedCodec            a block whose codec the operation does not read (HTTP 501)
     │   └── InvalidRecord                   a signed (IPNS) record that fails verification; ``.reason``
     ├── NotFound (KeyError)                 something is not in the store; ``.cid`` says what
     │   └── BlockNotFound                   a block is missing (``.cid`` names it)
@@ -42,6 +43,12 @@ class DecodeError(InvalidInput):
 
 class UnsupportedFormat(InvalidInput):
     """A codec, hash function or format variant that ipmirror does not implement."""
+
+
+class UnsupportedCodec(UnsupportedFormat):
+    """A valid block of a codec the operation does not read: a non-UnixFS block where a file or
+    directory is needed, or a path that ends inside a DAG-CBOR block instead of at a link. The
+    gateway answers 501 (Not Implemented) for it, 400 for other unsupported formats."""
 
 
 class NotFound(IpmirrorError, KeyError):

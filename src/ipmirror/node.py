@@ -1,10 +1,13 @@
-"""Composition: opens a repository and hands out the pieces the commands need.
+"""Composition root: opens a repository, picks the concrete backends and hands out the pieces
+the commands need (use cases live in their layers: e.g. mirror/register.py, gateway/node_backend.py).
 
 Usage::
 
     with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror, created on first use
         repo.store.get(cid)
         repo.profile                       # the repo's default import profile
+        repo.names, repo.keystore          # one of each per Repo (they remember what they verified)
+        repo.gateway_backend()             # the gateway's narrow view of the node
 
 Layout of a repository::
 
@@ -19,28 +22,16 @@ Configuration is read here, once; nothing below this layer reads the environment
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
 from pathlib import Path
 from types import TracebackType
 
-from ipmirror.codec import ipns
-from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
-from ipmirror.errors import (
-    Conflict,
-    InvalidInput,
-    InvalidRecord,
-    IpmirrorError,
-    NotFound,
-    StoreError,
-    UnsupportedFormat,
-)
-from ipmirror.gateway.backend import Resolved
+from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.gateway.node_backend import NodeBackend
 from ipmirror.mirror.db import Mirror, MirrorDB
-from ipmirror.mirror.manager import Mirrors, check_name
+from ipmirror.mirror.manager import Mirrors
 from ipmirror.naming.keystore import Keystore
 from ipmirror.naming.names import Names
 from ipmirror.store.lmdb_store import LmdbStore
@@ -61,6 +52,8 @@ class Repo:
         self.config = config
         self.store = store
         self._mirror_db: MirrorDB | None = None
+        self._keystore: Keystore | None = None
+        self._names: Names | None = None
 
     @staticmethod
     def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
@@ -121,37 +114,6 @@ class Repo:
         return Mirrors(self.mirror_db, self.store, publish=self._publish_mirror,
                        batch_bytes=self.batch_bytes)
 
-    def mirror_add(self, name: str, directory: str, *, profile: str, hidden: bool = False,
-                   exclude: list[str] | None = None, nocopy: bool = False, key: str = "",
-                   keep: int = 0) -> Mirror:
-        """Register a mirror and give it a key: a new one named after the mirror, or the existing
-        key named with ``key`` (a key of the mirror's name that exists already is an error unless
-        named explicitly, so two mirrors never publish under one name by accident)."""
-        check_name(name)
-        mirrors = self.mirrors()
-        if self.mirror_db.get_mirror(name) is not None:
-            raise Conflict(f"a mirror named {name!r} exists already")
-        created = False
-        if key:
-            try:
-                self.keystore.info(key)
-            except NotFound:
-                self.keystore.gen(key)
-                created = True
-        else:
-            if name in self.keystore.names():
-                raise Conflict(f"a key named {name!r} exists already; pass --key {name} to publish "
-                               "this mirror under it")
-            self.keystore.gen(name)
-            created = True
-        try:
-            return mirrors.add(name, directory, profile=profile, hidden=hidden, exclude=exclude,
-                               nocopy=nocopy, key=key or name, keep=keep)
-        except BaseException:
-            if created:
-                self.keystore.rm(key or name)
-            raise
-
     def _publish_mirror(self, mirror: Mirror, root: object) -> None:
         """Publish a completed version under the mirror's key."""
         self.names.publish(mirror.key, f"/ipfs/{root}")
@@ -164,21 +126,35 @@ class Repo:
         vs = self.mirror_db.versions(m.id)
         return f"/ipfs/{vs[-1].root}" if vs else None
 
+    def _mirror_key(self, name: str) -> str | None:
+        """The name of the key a mirror publishes under, or None if there is no such mirror."""
+        m = self.mirror_db.get_mirror(name)
+        return m.key if m is not None else None
+
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
         """The gateway's view of this node; makes the node key (``self``) on first use."""
-        backend = NodeBackend(self)
+        backend = NodeBackend(self.store, self.names, self.keystore, mirror_path=self.mirror_lookup,
+                              mirror_key=self._mirror_key)
         backend.peer_id()
         return backend
 
     # -- naming -----------------------------------------------------------------------------------
     @property
     def keystore(self) -> Keystore:
-        return Keystore(self.path / "keys")
+        """The repository's keys: one object for the repository's life (it remembers derived key
+        IDs per version of each key file, see naming/keystore.py)."""
+        if self._keystore is None:
+            self._keystore = Keystore(self.path / "keys")
+        return self._keystore
 
     @property
     def names(self) -> Names:
-        return Names(self.path / "names", self.keystore, clock=time.time_ns)
+        """The repository's IPNS names: one object for the repository's life, so the records it
+        verified are remembered across requests (naming/names.py, rule 3)."""
+        if self._names is None:
+            self._names = Names(self.path / "names", self.keystore, clock=time.time_ns)
+        return self._names
 
     def close(self) -> None:
         if self._mirror_db is not None:
@@ -201,75 +177,3 @@ def _read_config(p: Path) -> dict[str, object]:
     if not isinstance(cfg, dict) or cfg.get("version") != REPO_VERSION:
         raise StoreError(f"{p}: not an ipmirror repository config of version {REPO_VERSION}")
     return cfg
-
-
-class NodeBackend:
-    """The gateway's view of the node (gateway.backend.Backend): blocks, names, records, identity.
-
-    Every name lookup reads the current record or version, so versions published by another
-    process (a ``mirror sync`` from cron) are served at once.
-    """
-
-    def __init__(self, repo: Repo) -> None:
-        self.repo = repo
-        self._peer_id: PeerID | None = None
-        self._names = repo.names  # one for the backend's life: it remembers verified records
-        self._resolved: dict[tuple[str, str, int], Resolved] = {}  # (name, path, ttl) -> parsed
-
-    def get(self, cid: CID) -> bytes:
-        return self.repo.store.get(cid)
-
-    def get_stored(self, cid: CID) -> bytes | None:
-        return self.repo.store.get_stored(cid)
-
-    def has(self, cid: CID) -> bool:
-        return self.repo.store.has(cid)
-
-    def resolve_name(self, name: str) -> Resolved:
-        names = self._names
-        path = names.resolve(name, lookup=self.repo.mirror_lookup)
-        ttl_ns = 60 * 1_000_000_000
-        with contextlib.suppress(IpmirrorError):
-            ttl_ns = names.record(name).ttl_ns
-        key = (name, path, ttl_ns)
-        hit = self._resolved.get(key)
-        if hit is not None:
-            return hit
-        if not path.startswith("/ipfs/"):
-            raise NotFound(f"/ipns/{name} points at {path}, which is not an /ipfs/ path", name)
-        head, *rest = [p for p in path[len("/ipfs/"):].split("/") if p]
-        res = Resolved(CID.parse(head), rest, max(0, ttl_ns // 1_000_000_000), None)
-        if len(self._resolved) >= 1024:
-            self._resolved.clear()
-        self._resolved[key] = res
-        return res
-
-    def ipns_name(self, name: str) -> PeerID:
-        with contextlib.suppress(InvalidInput, UnsupportedFormat):
-            return PeerID.parse(name)
-        keys = self.repo.keystore
-        with contextlib.suppress(NotFound, InvalidInput):
-            return keys.info(name).id
-        mirror = self.repo.mirror_db.get_mirror(name)
-        if mirror is not None:
-            return keys.info(mirror.key).id
-        raise InvalidInput(f"{name!r} is not an IPNS name (k51…), a local key or a mirror")
-
-    def ipns_record(self, name: PeerID) -> bytes:
-        try:
-            return self.repo.names.record(name).raw
-        except InvalidRecord as e:  # expired (or damaged): nothing a client could use
-            raise NotFound(f"no valid record for {name}: {e}", name) from None
-
-    def put_ipns_record(self, name: PeerID, raw: bytes) -> None:
-        names = self.repo.names
-        with contextlib.suppress(NotFound):
-            if names.get_record(name) == raw:
-                ipns.validate(raw, name, names.clock())  # the same record, if still valid: a no-op
-                return
-        names.put_record(raw, name)
-
-    def peer_id(self) -> PeerID:
-        if self._peer_id is None:
-            self._peer_id = self.repo.keystore.identity().id
-        return self._peer_id

@@ -14,8 +14,8 @@ from ipmirror.errors import DecodeError, InvalidInput, NotFound
 from ipmirror.node import Repo
 from ipmirror.store import gc as gcmod
 from ipmirror.store.dag import walk
-from ipmirror.unixfs import exporter as ex
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
+from ipmirror.unixfs.resolve import Resolver, parse_path
 
 CODECS = {v: k for k, v in CODEC_NAMES.items()}
 MAX_BLOCK = 2 << 20
@@ -82,8 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _cid_of(repo: Repo, text: str) -> CID:
-    root, parts = ex.parse_path(text)
-    return ex.resolve(repo.store.get, root, parts) if parts else root
+    root, parts = parse_path(text)
+    return Resolver(repo.store.get).resolve_path(root, parts).cid if parts else root
 
 
 def init(ctx: Ctx) -> int:

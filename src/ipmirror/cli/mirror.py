@@ -12,6 +12,7 @@ import time
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.mirror.manager import Mirrors
+from ipmirror.mirror.register import add_mirror
 from ipmirror.mirror.sync import Progress
 from ipmirror.unixfs.profile import PRESETS
 
@@ -72,8 +73,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def add(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        m = repo.mirror_add(a.name, a.dir, profile=a.profile or repo.profile.name, hidden=a.hidden,
-                            exclude=a.exclude, nocopy=a.nocopy, key=a.key, keep=a.keep)
+        m = add_mirror(repo.mirrors(), repo.keystore, a.name, a.dir, profile=a.profile or repo.profile.name,
+                       hidden=a.hidden, exclude=a.exclude, nocopy=a.nocopy, key=a.key, keep=a.keep)
         ctx.print(f"added mirror {m.name} of {m.dir} (profile {m.profile}"
                   f"{', nocopy' if m.nocopy else ''})")
     return 0

@@ -15,6 +15,7 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput
 from ipmirror.unixfs import exporter as ex
 from ipmirror.unixfs.extract import extract
+from ipmirror.unixfs.resolve import Resolver, parse_path
 
 Getter = Callable[[CID], bytes]
 
@@ -40,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _target(get: Getter, text: str) -> CID:
-    root, parts = ex.parse_path(text)
-    return ex.resolve(get, root, parts)
+    root, parts = parse_path(text)
+    return Resolver(get).resolve_path(root, parts).cid
 
 
 def cat(ctx: Ctx) -> int:
@@ -92,8 +93,8 @@ def get(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
         getb = repo.store.get
-        root, parts = ex.parse_path(a.path)
-        cid = ex.resolve(getb, root, parts)
+        root, parts = parse_path(a.path)
+        cid = Resolver(getb).resolve_path(root, parts).cid
         dest = a.output or (parts[-1] if parts else str(root))
         if os.path.lexists(dest) and not a.force:
             raise Conflict(f"{dest} exists (use --force to replace it)")

@@ -132,7 +132,7 @@ def _watch_parent(loop: asyncio.AbstractEventLoop, parent: int, stop: asyncio.Ev
 def _worker(ctx: Ctx, sock: socket.socket, republish: bool, parent: int | None = None) -> int:
 
     from ipmirror.gateway.app import make_app
-    from ipmirror.gateway.common import GatewayConfig
+    from ipmirror.gateway.config import GatewayConfig
 
     a = ctx.args
     with ctx.open_repo() as repo:  # opened here, in the worker: LMDB must not cross a fork

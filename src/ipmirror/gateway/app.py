@@ -5,14 +5,19 @@ Usage::
     app = make_app(backend, GatewayConfig())
     web.run_app(app, host="127.0.0.1", port=8080)
 
-Routes: ``/ipfs/…`` and ``/ipns/…`` (one handler per response format: path.py for files and
-directories, trustless.py for raw blocks and CARs, tar.py, ipns_routes.py for signed records),
-and ``/routing/v1/…`` (routing.py).
+Routes: ``/ipfs/…`` and ``/ipns/…`` (one handler per response format: unixfs_handler.py for
+files and directories, trustless.py for raw blocks and CARs, tar.py, ipns_routes.py for signed
+records), and ``/routing/v1/…`` (delegated_routing.py). Paths are resolved by unixfs/resolve.py
+(one ``Resolver`` with its decoded-directory cache per app), repeated paths answered by
+pathcache.py, repeated small files by replay.py.
 
-Error mapping (one JSON-free, one-line text body): bad CIDs and paths 400, unknown content and
-names 404, methods 405, everything unexpected 500 (logged with its traceback). An error after a
-response has started streaming cannot change its status: it is logged in one line and the
-connection is closed before the final chunk, so the client sees a truncated body.
+Error mapping, here and only here (the layers below raise the project's errors, errors.py; one
+JSON-free, one-line text body): unknown content, paths and names 404; a block of a codec we do
+not read (``UnsupportedCodec``) 501; nothing acceptable to produce (``Unacceptable``) 406; a name
+that exists already (``Conflict``) 409; other bad input (CIDs, paths, parameters) 400; methods 405;
+everything unexpected 500 (logged with its traceback). An error after a response has started
+streaming cannot change its status: it is logged in one line and the connection is closed before
+the final chunk, so the client sees a truncated body.
 """
 
 from __future__ import annotations
@@ -23,32 +28,26 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ipmirror.codec.cid import CID
-from ipmirror.errors import Conflict, InvalidInput, NotFound, PathNotFound, UnsupportedFormat
+from ipmirror.errors import Conflict, InvalidInput, NotFound, PathNotFound, UnsupportedCodec
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import (
-    STARTED,
-    GatewayConfig,
-    Negotiated,
-    NodeCache,
-    decorate,
-    negotiate,
-    plain_accept,
-    resolve_target,
-    run_blocking,
-    split_request_path,
-)
+from ipmirror.gateway.config import GatewayConfig
+from ipmirror.gateway.delegated_routing import add_routes, preflight, url_multiaddr
+from ipmirror.gateway.headers import decorate
 from ipmirror.gateway.ipns_routes import serve_ipns_record
-from ipmirror.gateway.path import serve_unixfs
+from ipmirror.gateway.negotiate import CODEC_FORMATS, Negotiated, Unacceptable, negotiate, plain_accept
 from ipmirror.gateway.pathcache import PathCache, resolve_cached
 from ipmirror.gateway.replay import REPLAY, Prebuilt, Replay
-from ipmirror.gateway.routing import add_routes, preflight, url_multiaddr
+from ipmirror.gateway.streaming import STARTED, run_blocking
 from ipmirror.gateway.tar import serve_tar
-from ipmirror.gateway.trustless import CODEC_FORMATS, PathRecorder, serve_block, serve_car
+from ipmirror.gateway.target import resolve_target, split_request_path
+from ipmirror.gateway.trustless import PathRecorder, serve_block, serve_car
+from ipmirror.gateway.unixfs_handler import serve_unixfs
+from ipmirror.unixfs.resolve import NodeCache, Resolver
 
 log = logging.getLogger("ipmirror.gateway")
 BACKEND: web.AppKey[Backend] = web.AppKey("backend", Backend)
 CONFIG: web.AppKey[GatewayConfig] = web.AppKey("config", GatewayConfig)
-NODES: web.AppKey[NodeCache] = web.AppKey("nodes", NodeCache)
+RESOLVER: web.AppKey[Resolver] = web.AppKey("resolver", Resolver)
 PATHS: web.AppKey[PathCache] = web.AppKey("paths", PathCache)
 
 _CODECS = {codec: name for name, codec in CODEC_FORMATS.items()}
@@ -89,8 +88,10 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def _error_response(request: web.Request, e: Exception) -> web.Response:
     if isinstance(e, (PathNotFound, NotFound)):
         return web.Response(status=404, text=f"{e}\n")
-    if isinstance(e, UnsupportedFormat):
-        return web.Response(status=501 if "codec" in str(e) else 400, text=f"{e}\n")
+    if isinstance(e, UnsupportedCodec):
+        return web.Response(status=501, text=f"{e}\n")
+    if isinstance(e, Unacceptable):
+        return web.Response(status=406, text=f"{e}\n")
     if isinstance(e, Conflict):
         return web.Response(status=409, text=f"{e}\n")
     if isinstance(e, InvalidInput):
@@ -121,18 +122,19 @@ async def content(request: web.Request) -> web.StreamResponse:
         if not await run_blocking(lambda: backend.has(root)):
             raise web.HTTPPreconditionFailed()
     if fmt.format == "car":
-        rec = PathRecorder(backend.get)
-        target = await run_blocking(lambda: resolve_target(backend, namespace, head, tail, rec))
+        rec = PathRecorder(backend.get)  # no cache: every block proving the path is read, in order
+        target = await run_blocking(lambda: resolve_target(backend, Resolver(rec), namespace, head, tail))
         return await serve_car(request, backend, target, rec.blocks, fmt)
     app = request.app
-    target, node = await resolve_cached(backend, app[PATHS], app[NODES], namespace, head, tail)
+    resolver = app[RESOLVER]
+    target, node = await resolve_cached(backend, app[PATHS], resolver, namespace, head, tail)
     if fmt.format == "tar":
         return await serve_tar(request, backend, target, fmt)
     if fmt.format:
         return await serve_block(request, backend, target, fmt)
     if target.cid.codec in _CODECS:  # JSON/CBOR data: the block, typed by its codec (path-gateway.md)
         return await serve_block(request, backend, target, Negotiated(_CODECS[target.cid.codec]))
-    return await serve_unixfs(request, backend, cfg, target, node)
+    return await serve_unixfs(request, backend, resolver, cfg, target, node)
 
 
 async def options(request: web.Request) -> web.StreamResponse:
@@ -148,7 +150,7 @@ def make_app(backend: Backend, cfg: GatewayConfig | None = None) -> web.Applicat
     app = web.Application(middlewares=[errors], client_max_size=64 << 10)
     app[BACKEND] = backend
     app[CONFIG] = cfg
-    app[NODES] = NodeCache()
+    app[RESOLVER] = Resolver(backend.get, NodeCache())
     app[PATHS] = PathCache()
     app[REPLAY] = Replay()
     app.router.add_route("OPTIONS", "/{tail:.*}", options)

@@ -29,13 +29,9 @@ from ipmirror.codec import ipns
 from ipmirror.codec.libp2p_key import PeerID
 from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, UnsupportedFormat
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import (
-    IPNS_RECORD_TYPE,
-    Negotiated,
-    content_disposition,
-    etag_matches,
-    run_blocking,
-)
+from ipmirror.gateway.headers import content_disposition, etag_matches
+from ipmirror.gateway.negotiate import IPNS_RECORD_TYPE, Negotiated
+from ipmirror.gateway.streaming import run_blocking
 
 MAX_BODY = 16 << 10  # a record is at most 10 KiB; a little room for a clear 400 over a 413
 NO_RESULT_MAX_AGE = 15
@@ -60,7 +56,8 @@ async def serve_ipns_record(request: web.Request, backend: Backend, namespace: s
                                       "path below the name)\n")
     name = await run_blocking(lambda: backend.ipns_name(head))
     raw = await run_blocking(lambda: backend.ipns_record(name))
-    headers = {**_cache_headers(raw, time.time_ns()), **fmt.content_location(request),
+    headers = {**_cache_headers(raw, time.time_ns()),
+               **fmt.content_location(request.rel_url.raw_path, request.query),
                "X-Ipfs-Path": request.path,
                "Content-Disposition": content_disposition(request.query.get("filename")
                                                           or f"{name}.ipns-record", True)}

@@ -1,10 +1,12 @@
 """Resolved content paths, cached: ``(root, path)`` -> the target's CID, the roots along the way
 and the target's UnixFS stat, so a repeated request does no path walk and no thread-pool hop.
+A thin layer over unixfs/resolve.py (which caches decoded directories, not whole paths).
 
 Usage::
 
     paths = PathCache()
-    target, node = await resolve_cached(backend, paths, nodes, "ipfs", head, rest)
+    resolver = Resolver(backend.get, NodeCache())
+    target, node = await resolve_cached(backend, paths, resolver, "ipfs", head, rest)
 
 Rules:
 
@@ -26,8 +28,10 @@ from dataclasses import dataclass
 from ipmirror.codec.cid import CID, DAG_PB, RAW
 from ipmirror.errors import IpmirrorError
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import Getter, NodeCache, Target, run_blocking, walk_path
+from ipmirror.gateway.streaming import run_blocking
+from ipmirror.gateway.target import Target
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.resolve import Resolver
 
 ENTRY_OVERHEAD = 600  # bytes per entry besides the node it holds (key, tuples, texts), roughly
 
@@ -74,11 +78,11 @@ class PathCache:
         return len(self._items)
 
 
-def _stat(get: Getter, nodes: NodeCache, cid: CID) -> ex.Node | None:
+def _stat(resolver: Resolver, cid: CID) -> ex.Node | None:
     if cid.codec not in (DAG_PB, RAW):
         return None
     try:
-        node = nodes.stat(get, cid)
+        node = resolver.stat(cid)
     except IpmirrorError:  # not UnixFS after all: the handler reports it as before
         return None
     if node.raw is not None:  # keep the size, not the bytes
@@ -86,13 +90,14 @@ def _stat(get: Getter, nodes: NodeCache, cid: CID) -> ex.Node | None:
     return node
 
 
-def walk(get: Getter, nodes: NodeCache, root: CID, steps: list[str]) -> Walk:
+def walk(resolver: Resolver, root: CID, steps: list[str]) -> Walk:
     """Resolve ``steps`` below ``root`` and stat the target (blocking: reads blocks)."""
-    cid, roots = walk_path(get, root, steps, nodes)
-    return Walk(cid, tuple(roots), (str(cid), ",".join(str(c) for c in roots)), _stat(get, nodes, cid))
+    found = resolver.resolve_path(root, steps)
+    cid, roots = found.cid, found.roots
+    return Walk(cid, roots, (str(cid), ",".join(str(c) for c in roots)), _stat(resolver, cid))
 
 
-async def resolve_cached(backend: Backend, paths: PathCache, nodes: NodeCache, namespace: str,
+async def resolve_cached(backend: Backend, paths: PathCache, resolver: Resolver, namespace: str,
                          head: str, rest: list[str]) -> tuple[Target, ex.Node | None]:
     """The target of ``/{namespace}/{head}/{rest…}`` and its stat (None: not UnixFS, or not
     readable as such). A path seen before is answered on the event loop; a new one is walked on
@@ -102,7 +107,7 @@ async def resolve_cached(backend: Backend, paths: PathCache, nodes: NodeCache, n
         key = (head, tuple(rest))
         hit = paths.get(key)
         if hit is None:
-            hit = await run_blocking(lambda: walk(backend.get, nodes, CID.parse(head), rest))
+            hit = await run_blocking(lambda: walk(resolver, CID.parse(head), rest))
             paths.put(key, hit)
         return Target("ipfs", head, rest, hit.cid, list(hit.roots), steps=rest, texts=hit.texts), hit.node
     res = backend.resolve_name(head)  # every request, on the loop (a stat): new versions are seen at once
@@ -110,7 +115,7 @@ async def resolve_cached(backend: Backend, paths: PathCache, nodes: NodeCache, n
     key = (res.root.buffer, tuple(steps))
     hit = paths.get(key)
     if hit is None:
-        hit = await run_blocking(lambda: walk(backend.get, nodes, res.root, steps))
+        hit = await run_blocking(lambda: walk(resolver, res.root, steps))
         paths.put(key, hit)
     return Target("ipns", head, rest, hit.cid, list(hit.roots), f"public, max-age={res.ttl_s}", res.modified,
                   steps, hit.texts), hit.node

@@ -39,8 +39,10 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 
 from ipmirror.codec.cid import CID, RAW
+from ipmirror.errors import InvalidInput
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import decorate, plain_accept
+from ipmirror.gateway.headers import decorate
+from ipmirror.gateway.negotiate import plain_accept
 
 _SKIP = ("Range", "If-None-Match", "If-Range", "Cache-Control", "Expect")
 _DRAIN_ABOVE: Final = 1 << 16  # bytes queued in the transport before a replay waits for the client
@@ -152,7 +154,7 @@ class Replay:
             return True
         try:
             return plain_accept(tuple(accept)).format == ""
-        except web.HTTPException:  # the general path answers that (406)
+        except InvalidInput:  # the general path answers that (406)
             return False
 
     def answer(self, request: web.BaseRequest, backend: Backend) -> web.StreamResponse | None:

@@ -30,20 +30,12 @@ from aiohttp import web
 from ipmirror.codec.cid import CID, DAG_PB, RAW
 from ipmirror.errors import DecodeError, InvalidInput
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import (
-    TAR_TYPE,
-    Getter,
-    Negotiated,
-    Target,
-    aiter_blocking,
-    batched,
-    content_disposition,
-    etag_matches,
-    ipfs_headers,
-    run_blocking,
-    start_stream,
-)
+from ipmirror.gateway.headers import content_disposition, etag_matches
+from ipmirror.gateway.negotiate import TAR_TYPE, Negotiated
+from ipmirror.gateway.streaming import aiter_blocking, batched, run_blocking, start_stream
+from ipmirror.gateway.target import Target
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.exporter import Getter
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
@@ -56,9 +48,9 @@ DEFAULT_MODES = {"directory": 0o755, "hamt-sharded-directory": 0o755, "symlink":
 async def serve_tar(request: web.Request, backend: Backend, t: Target, fmt: Negotiated) -> web.StreamResponse:
     etag = f'W/"{t.cid}.x-tar"'
     filename = request.query.get("filename") or f"{t.cid}.tar"
-    headers = {**ipfs_headers(t, request.path), **fmt.content_location(request), "ETag": etag,
-               "Content-Type": TAR_TYPE, "X-Content-Type-Options": "nosniff", "Accept-Ranges": "none",
-               "Content-Disposition": content_disposition(filename, True)}
+    headers = {**t.headers(request.path), **fmt.content_location(request.rel_url.raw_path, request.query),
+               "ETag": etag, "Content-Type": TAR_TYPE, "X-Content-Type-Options": "nosniff",
+               "Accept-Ranges": "none", "Content-Disposition": content_disposition(filename, True)}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     if t.cid.codec not in (DAG_PB, RAW):

@@ -5,7 +5,7 @@ conversion (IPIP-524).
 Usage (from the app's ``content`` handler)::
 
     rec = PathRecorder(backend.get)
-    t = resolve_target(backend, "ipfs", cid, rest, get=rec)     # rec.blocks: the path's proof
+    t = resolve_target(backend, Resolver(rec), "ipfs", cid, rest)   # rec.blocks: the path's proof
     return await serve_car(request, backend, t, rec.blocks, negotiated)
 
 Rules kept here:
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -38,28 +37,19 @@ from aiohttp import web
 
 from ipmirror.codec import unixfs_pb as ufs
 from ipmirror.codec.car import encode_frame, encode_header
-from ipmirror.codec.cid import CID, DAG_CBOR, DAG_JSON, DAG_PB, RAW
+from ipmirror.codec.cid import CID, DAG_PB, RAW
 from ipmirror.errors import DecodeError, InvalidInput
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import (
-    RAW_TYPE,
-    Getter,
-    Negotiated,
-    Target,
-    aiter_blocking,
-    batched,
-    content_disposition,
-    etag_matches,
-    ipfs_headers,
-    run_blocking,
-    start_stream,
-)
-from ipmirror.gateway.ranges import Unsatisfiable, parse_range
+from ipmirror.gateway.headers import content_disposition, etag_matches
+from ipmirror.gateway.negotiate import CODEC_FORMATS, RAW_TYPE, Negotiated
+from ipmirror.gateway.ranges import send_ranged
+from ipmirror.gateway.streaming import aiter_blocking, batched, run_blocking, start_stream
+from ipmirror.gateway.target import Target
 from ipmirror.store.dag import links
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.exporter import Getter
 
 CHUNK = 256 << 10
-CODEC_FORMATS = {"dag-json": DAG_JSON, "dag-cbor": DAG_CBOR, "json": 0x0200, "cbor": 0x51}
 _INT = re.compile(r"-?[0-9]{1,19}")
 
 
@@ -79,8 +69,8 @@ class PathRecorder:
 def _trustless_headers(request: web.Request, t: Target, fmt: Negotiated, etag: str, ctype: str,
                        filename: str, attachment: bool = True) -> dict[str, str]:
     attachment = attachment or request.query.get("download") == "true"
-    return {**ipfs_headers(t, request.path), **fmt.content_location(request), "ETag": etag,
-            "Content-Type": ctype, "X-Content-Type-Options": "nosniff",
+    return {**t.headers(request.path), **fmt.content_location(request.rel_url.raw_path, request.query),
+            "ETag": etag, "Content-Type": ctype, "X-Content-Type-Options": "nosniff",
             "Content-Disposition": content_disposition(request.query.get("filename") or filename, attachment)}
 
 
@@ -103,25 +93,7 @@ async def serve_block(request: web.Request, backend: Backend, t: Target,
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     data = await run_blocking(lambda: backend.get(t.cid))
-    try:
-        spans = parse_range(request.headers.get("Range"), len(data))
-    except Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{len(data)}"
-        return web.Response(status=416, headers=headers)
-    if spans is not None and request.headers.get("If-Range") not in (None, etag):
-        spans = None
-    if spans is None:
-        return web.Response(body=data, headers=headers)
-    if len(spans) == 1:
-        a, b = spans[0]
-        headers["Content-Range"] = f"bytes {a}-{b - 1}/{len(data)}"
-        return web.Response(status=206, body=data[a:b], headers=headers)
-    boundary = secrets.token_hex(12)
-    parts = [f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: bytes {a}-{b - 1}/{len(data)}"
-             f"\r\n\r\n".encode() + data[a:b] for a, b in spans]
-    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
-    body = b"".join(parts) + f"\r\n--{boundary}--\r\n".encode()
-    return web.Response(status=206, body=body, headers=headers)
+    return await send_ranged(request, headers, len(data), body=data)
 
 
 # -- CAR ------------------------------------------------------------------------------------------

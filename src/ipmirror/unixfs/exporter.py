@@ -1,12 +1,12 @@
-"""Reading UnixFS DAGs: node info, streaming file reads with seeking, directory listings (flat
-and HAMT, transparently), and path resolution.
+"""Reading UnixFS DAGs: node info, streaming file reads with seeking, directory listings and
+single-name lookups (flat and HAMT, transparently). Paths are resolved by unixfs/resolve.py.
 
 Usage::
 
     info = stat(get, cid)
     for chunk in read(get, cid, offset=1000, length=4096): ...
     for e in list_dir(get, cid): print(e.name, e.cid)
-    cid = resolve(get, root, "a/b/c.txt")
+    child = lookup(get, info, "name")                 # a CID, or None
 
 ``get`` is any ``Callable[[CID], bytes]`` (a block store's ``get``); nothing here knows where
 blocks live. Reads never load a whole file: a read at ``offset`` uses the ``blocksizes`` of each
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from ipmirror.codec import dagpb
 from ipmirror.codec import unixfs_pb as ufs
 from ipmirror.codec.cid import CID, DAG_PB, RAW
-from ipmirror.errors import DecodeError, PathNotFound, UnsupportedFormat
+from ipmirror.errors import DecodeError, UnsupportedCodec, UnsupportedFormat
 from ipmirror.unixfs.hamt import bucket, name_hash
 
 Getter = Callable[[CID], bytes]
@@ -61,7 +61,7 @@ def decode_node(cid: CID, block: bytes) -> Node:
     if cid.codec == RAW:
         return Node(cid, "file", len(block), None, None, len(block), block)
     if cid.codec != DAG_PB:
-        raise UnsupportedFormat(f"{cid}: codec 0x{cid.codec:x} is not UnixFS")
+        raise UnsupportedCodec(f"{cid}: codec 0x{cid.codec:x} is not UnixFS")
     node = dagpb.decode(block)
     if node.data is None:
         raise DecodeError(f"{cid}: dag-pb node without UnixFS data")
@@ -182,33 +182,3 @@ def lookup(get: Getter, node: Node, name: str,
             return None
         cur = stat_fn(get, nxt)
         depth += 1
-
-
-def split_path(path: str) -> list[str]:
-    return [p for p in path.split("/") if p]
-
-
-def resolve(get: Getter, root: CID, path: str | list[str]) -> CID:
-    """Follow a slash path below ``root``; PathNotFound names the first missing component."""
-    parts = split_path(path) if isinstance(path, str) else path
-    cid = root
-    for i, part in enumerate(parts):
-        node = stat(get, cid)
-        if not node.is_dir:
-            raise PathNotFound(f"{'/'.join(parts[:i]) or cid}: not a directory, cannot resolve {part!r}")
-        child = lookup(get, node, part)
-        if child is None:
-            raise PathNotFound(f"no link named {part!r} under {'/'.join([str(root), *parts[:i]])}")
-        cid = child
-    return cid
-
-
-def parse_path(text: str) -> tuple[CID, list[str]]:
-    """``CID[/path]``, ``/ipfs/CID[/path]`` -> ``(root, components)``."""
-    t = text.strip()
-    if t.startswith("/ipfs/"):
-        t = t[len("/ipfs/"):]
-    elif t.startswith("ipfs://"):
-        t = t[len("ipfs://"):]
-    head, _, rest = t.partition("/")
-    return CID.parse(head), split_path(rest)

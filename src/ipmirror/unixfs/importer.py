@@ -42,9 +42,9 @@ from typing import Literal, Protocol
 from ipmirror.codec import unixfs_pb as pb
 from ipmirror.codec.cid import CID
 from ipmirror.errors import InvalidInput, IpmirrorError
+from ipmirror.unixfs.balanced import BalancedBuilder
 from ipmirror.unixfs.chunker import chunks
 from ipmirror.unixfs.directory import build_directory, build_directory_sized, symlink, update_directory
-from ipmirror.unixfs.layout import BalancedBuilder
 from ipmirror.unixfs.nodes import BlockMaker, Entry, RefSink, Sink
 from ipmirror.unixfs.profile import Profile
 from ipmirror.unixfs.trickle import TrickleBuilder

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import html
 import mimetypes
-import secrets
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from urllib.parse import quote
@@ -20,19 +19,14 @@ from aiohttp import web
 
 from ipmirror.codec.cid import CID, RAW
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import (
-    GatewayConfig,
-    Target,
-    aiter_blocking,
-    content_disposition,
-    etag_matches,
-    ipfs_headers,
-    run_blocking,
-    start_stream,
-)
-from ipmirror.gateway.ranges import Unsatisfiable, parse_range
+from ipmirror.gateway.config import GatewayConfig
+from ipmirror.gateway.headers import content_disposition, etag_matches
+from ipmirror.gateway.ranges import send_ranged
 from ipmirror.gateway.replay import REPLAY
+from ipmirror.gateway.streaming import aiter_blocking, run_blocking, start_stream
+from ipmirror.gateway.target import Target
 from ipmirror.unixfs import exporter as ex
+from ipmirror.unixfs.resolve import Resolver
 
 SNIFF = 512
 _NO_QUERY: Mapping[str, str] = MappingProxyType({})
@@ -79,24 +73,24 @@ def content_type(name: str, head: bytes) -> str:
     return _by_name(name) or sniff(head)
 
 
-async def serve_unixfs(request: web.Request, backend: Backend, cfg: GatewayConfig,
+async def serve_unixfs(request: web.Request, backend: Backend, resolver: Resolver, cfg: GatewayConfig,
                        t: Target, node: ex.Node | None = None) -> web.StreamResponse:
     """``node``: the target's stat if known (files may come without their bytes)."""
     if node is None:
-        node = await run_blocking(lambda: ex.stat(backend.get, t.cid))
+        node = await run_blocking(lambda: resolver.stat(t.cid))
     if node.is_dir:
-        return await _directory(request, backend, cfg, t, node)
+        return await _directory(request, backend, resolver, cfg, t, node)
     if node.kind == "symlink":
         target = (node.data.data if node.data else b"") or b""
         return web.Response(body=target, content_type="text/plain",
-                            headers={**ipfs_headers(t, request.path), "ETag": f'"{t.cid_text}"'})
+                            headers={**t.headers(request.path), "ETag": f'"{t.cid_text}"'})
     return await serve_file(request, backend, t, node, t.segments[-1] if t.segments else "")
 
 
 async def serve_file(request: web.Request, backend: Backend, t: Target, node: ex.Node, name: str,
                      extra: dict[str, str] | None = None) -> web.StreamResponse:
     etag = f'"{t.cid_text}"'
-    headers = {**ipfs_headers(t, request.path), "ETag": etag, "Accept-Ranges": "bytes", **(extra or {})}
+    headers = {**t.headers(request.path), "ETag": etag, "Accept-Ranges": "bytes", **(extra or {})}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     size = node.size
@@ -112,27 +106,12 @@ async def serve_file(request: web.Request, backend: Backend, t: Target, node: ex
     if filename or query.get("download") == "true":
         headers["Content-Disposition"] = content_disposition(filename or name or t.cid_text,
                                                              query.get("download") == "true")
-    try:
-        spans = parse_range(request.headers.get("Range"), size)
-    except Unsatisfiable:
-        headers["Content-Range"] = f"bytes */{size}"
-        return web.Response(status=416, headers=headers)
-    if spans is not None and request.headers.get("If-Range") not in (None, etag):
-        spans = None  # the client's copy is of another entity: send it whole
-    if spans is None:
-        if body is not None:
-            replay = request.app.get(REPLAY)
-            if replay is not None:
-                replay.remember(request, t.cid, size, headers)
-            return web.Response(body=body, headers=headers)
-        return await _stream(request, headers, 200, size, backend, t.cid, [(0, size)])
-    if len(spans) == 1:
-        a, b = spans[0]
-        headers["Content-Range"] = f"bytes {a}-{b - 1}/{size}"
-        if body is not None:
-            return web.Response(status=206, body=body[a:b], headers=headers)
-        return await _stream(request, headers, 206, b - a, backend, t.cid, spans)
-    return await _multipart(request, headers, size, backend, t.cid, spans)
+    if body is not None:
+        replay = request.app.get(REPLAY)
+        if replay is not None:  # it keeps only what it can replay: a plain request's whole 200
+            replay.remember(request, t.cid, size, headers)
+        return await send_ranged(request, headers, size, body=body)
+    return await send_ranged(request, headers, size, read=lambda a, b: ex.read(backend.get, t.cid, a, b - a))
 
 
 class _NotStored(Exception):
@@ -157,60 +136,23 @@ def read_stored(backend: Backend, cid: CID, size: int) -> bytes | None:
         return None
 
 
-async def _stream(request: web.Request, headers: dict[str, str], status: int, length: int,
-                  backend: Backend, cid: CID, spans: list[tuple[int, int]]) -> web.StreamResponse:
-    resp = web.StreamResponse(status=status, headers=headers)
-    resp.content_length = length
-    await start_stream(request, resp)
-    if request.method == "HEAD":
-        return resp
-    for a, b in spans:
-        async for chunk in aiter_blocking(ex.read(backend.get, cid, a, b - a)):
-            await resp.write(chunk)
-    await resp.write_eof()
-    return resp
-
-
-async def _multipart(request: web.Request, headers: dict[str, str], size: int, backend: Backend, cid: CID,
-                     spans: list[tuple[int, int]]) -> web.StreamResponse:
-    boundary = secrets.token_hex(12)
-    ctype = headers.pop("Content-Type")
-    parts = [(f"\r\n--{boundary}\r\nContent-Type: {ctype}\r\nContent-Range: bytes {a}-{b - 1}/{size}"
-              "\r\n\r\n").encode() for a, b in spans]
-    tail = f"\r\n--{boundary}--\r\n".encode()
-    length = sum(len(p) for p in parts) + sum(b - a for a, b in spans) + len(tail)
-    headers["Content-Type"] = f"multipart/byteranges; boundary={boundary}"
-    resp = web.StreamResponse(status=206, headers=headers)
-    resp.content_length = length
-    await start_stream(request, resp)
-    if request.method == "HEAD":
-        return resp
-    for part, (a, b) in zip(parts, spans, strict=True):
-        await resp.write(part)
-        async for chunk in aiter_blocking(ex.read(backend.get, cid, a, b - a)):
-            await resp.write(chunk)
-    await resp.write(tail)
-    await resp.write_eof()
-    return resp
-
-
-async def _directory(request: web.Request, backend: Backend, cfg: GatewayConfig, t: Target,
-                     node: ex.Node) -> web.StreamResponse:
+async def _directory(request: web.Request, backend: Backend, resolver: Resolver, cfg: GatewayConfig,
+                     t: Target, node: ex.Node) -> web.StreamResponse:
     if not request.path.endswith("/"):
         loc = quote(request.path, safe="/%:@!$&'()*+,;=") + "/"
         raw_query = request.raw_path.partition("?")[2]  # as sent: query_string is decoded
         if raw_query:
             loc += "?" + raw_query
-        raise web.HTTPMovedPermanently(loc, headers=ipfs_headers(t, request.path))
-    index = await run_blocking(lambda: ex.lookup(backend.get, node, "index.html"))
+        raise web.HTTPMovedPermanently(loc, headers=t.headers(request.path))
+    index = await run_blocking(lambda: resolver.lookup(t.cid, "index.html"))
     if index is not None:
-        inode = await run_blocking(lambda: ex.stat(backend.get, index))
+        inode = await run_blocking(lambda: resolver.stat(index))
         if not inode.is_dir:
             sub = Target(t.namespace, t.head, [*t.segments, "index.html"], index, [*t.roots, index],
                          t.cache_control, t.last_modified)
             return await serve_file(request, backend, sub, inode, "index.html")
     etag = f'"DirIndex-1_CID-{t.cid}"'
-    headers = {**ipfs_headers(t, request.path), "ETag": etag, "Content-Type": "text/html; charset=utf-8"}
+    headers = {**t.headers(request.path), "ETag": etag, "Content-Type": "text/html; charset=utf-8"}
     if etag_matches(request.headers.get("If-None-Match"), etag):
         return web.Response(status=304, headers=headers)
     resp = web.StreamResponse(status=200, headers=headers)

@@ -34,7 +34,8 @@ from ipmirror.codec.libp2p_key import PeerID
 from ipmirror.errors import InvalidCID, InvalidInput, UnsupportedFormat
 from ipmirror.gateway import ipns_routes
 from ipmirror.gateway.backend import Backend
-from ipmirror.gateway.common import GatewayConfig, run_blocking
+from ipmirror.gateway.config import GatewayConfig
+from ipmirror.gateway.streaming import run_blocking
 
 PROTOCOL: Final = "transport-ipfs-gateway-http"
 JSON_TYPE: Final = "application/json"

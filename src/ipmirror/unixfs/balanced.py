@@ -1,4 +1,4 @@
-"""File DAG layouts: balanced (Kubo's default) and trickle, both streaming.
+"""The balanced file DAG layout (Kubo's default), streaming; the trickle layout is trickle.py.
 
 Usage::
 
@@ -6,7 +6,7 @@ Usage::
     for leaf in leaves: b.add(leaf)
     root = b.finish()
 
-Balanced: leaves are grouped ``max_links`` at a time into File nodes, those nodes again, until
+Leaves are grouped ``max_links`` at a time into File nodes, those nodes again, until
 one root remains. Groups are closed lazily (only when one more entry arrives), so the root is
 always built by ``finish``. This reproduces Kubo's top-down
 ``balanced.Layout`` exactly, including its chains of one-child nodes on the last branch
