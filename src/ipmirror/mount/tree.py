@@ -17,12 +17,14 @@ Layout::
 Rules kept here:
 
 1. Everything below ``/ipfs/<cid>`` is immutable, so entries are cached by path (an LRU bound
-   only), and the file system may let the kernel keep pages and attributes for long.
+   only; decoded directories by CID in the resolver's cache), and the file system may let the
+   kernel keep pages and attributes for long.
 2. Names change by symlink only: ``/ipns/<name>`` is resolved again on every ``readlink`` (the
    kernel reads a FUSE symlink on every path walk), so the next lookup sees a new version at
    once and atomically (one target), while a file opened before keeps reading the immutable
    ``/ipfs/`` content it opened.
-3. Every block is verified against its CID before use (:meth:`Tree.block`): a damaged block is
+3. Directories are read through the one resolver (``unixfs/resolve.py``) and its node cache;
+   every block is verified against its CID before use (:meth:`Tree.block`): a damaged block is
    ``Corrupt``, a missing one ``BlockNotFound`` — never wrong bytes. The FUSE layer turns both
    into EIO; an unknown name or a CID the store lacks at the top of a path is ``PathNotFound``.
 4. Inode numbers come from the CID's multihash (identical content shares one, and they are the
@@ -48,6 +50,7 @@ from ipmirror.mount.reader import FileReader
 from ipmirror.mount.source import Source
 from ipmirror.unixfs import exporter as ex
 from ipmirror.unixfs.exporter import Node
+from ipmirror.unixfs.resolve import NodeCache, Resolver
 
 Kind = Literal["dir", "file", "symlink"]
 ROOT_INO, IPFS_INO, IPNS_INO, MIRRORS_INO = 1, 2, 3, 4
@@ -99,9 +102,7 @@ class Tree:
         self.source = source
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._max_entries = max_entries
-        self._dirs: OrderedDict[bytes, tuple[Node, dict[str, CID] | None]] = OrderedDict()
-        self._dir_bytes = 0
-        self._max_dir_bytes = max_dir_bytes
+        self._resolver = Resolver(self.block, NodeCache(max_dir_bytes))
         self._lock = threading.Lock()
 
     # -- blocks and nodes ------------------------------------------------------------------------
@@ -113,34 +114,11 @@ class Tree:
         return data
 
     def node(self, cid: CID) -> Node:
-        """The decoded node at ``cid`` (directories and HAMT shards from a cache)."""
-        return self._dir_entry(cid)[0]
-
-    def _dir_entry(self, cid: CID) -> tuple[Node, dict[str, CID] | None]:
-        key = cid.buffer
-        with self._lock:
-            hit = self._dirs.get(key)
-            if hit is not None:
-                self._dirs.move_to_end(key)
-                return hit
-        node = ex.decode_node(cid, self.block(cid))
-        index = ({lk.name or "": lk.hash for lk in node.pb.links}
-                 if node.kind == "directory" and node.pb is not None else None)
-        if node.is_dir:
-            with self._lock:
-                if key not in self._dirs:
-                    self._dirs[key] = (node, index)
-                    self._dir_bytes += node.block_size
-                    while self._dir_bytes > self._max_dir_bytes and len(self._dirs) > 1:
-                        _k, (old, _i) = self._dirs.popitem(last=False)
-                        self._dir_bytes -= old.block_size
-        return node, index
+        """The decoded node at ``cid`` (directories and HAMT shards from the resolver's cache)."""
+        return self._resolver.stat(cid)
 
     def _child(self, parent: CID, name: str) -> CID | None:
-        node, index = self._dir_entry(parent)
-        if index is not None:
-            return index.get(name)
-        return ex.lookup(self.block, node, name, lambda _get, c: self.node(c))
+        return self._resolver.lookup(parent, name)
 
     def _content_entry(self, cid: CID) -> Entry:
         ino = cid_ino(cid)
