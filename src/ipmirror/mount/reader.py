@@ -13,6 +13,8 @@ Rules kept here:
    so sequential reads smaller than a leaf (the kernel's read-ahead window) read each block once.
 3. Concurrent reads of one open file (the kernel sends read-ahead in parallel) are safe: the
    caches are guarded by a lock that is never held while a block is read.
+4. A file that is one raw block must be exactly ``size`` bytes long (the size may come from a
+   link's ``Tsize``): otherwise reads fail (DecodeError) rather than return a cut file.
 """
 
 from __future__ import annotations
@@ -92,6 +94,8 @@ class FileReader:
         while True:
             if cid.codec == RAW:
                 data = self._block(cid)
+                if cid == self.cid and len(data) != self.size:
+                    raise DecodeError(f"{cid}: the block is {len(data)} bytes, its link said {self.size}")
                 break
             inner = self._inner_of(cid)
             rel = pos - base

@@ -32,6 +32,9 @@ Rules kept here:
    their path.
 5. Directories are listed by streaming (:func:`exporter.list_dir` reads HAMT shards as the
    listing reaches them), and no entry's block is read to list it.
+6. A listing remembers the entries it can describe without their blocks: a raw-leaf file's size
+   is its link's ``Tsize`` (the block's length), so ``find``/``ls -l`` after a listing read no
+   file block; a block whose length then disagrees is an error when read (reader rule 4).
 """
 
 from __future__ import annotations
@@ -98,7 +101,7 @@ def _link(path: str, target: str) -> Entry:
 class Tree:
     """The namespace over one :class:`Source` (see the module rules). Thread-safe."""
 
-    def __init__(self, source: Source, *, max_entries: int = 1 << 16, max_dir_bytes: int = 64 << 20) -> None:
+    def __init__(self, source: Source, *, max_entries: int = 1 << 17, max_dir_bytes: int = 64 << 20) -> None:
         self.source = source
         self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._max_entries = max_entries
@@ -188,11 +191,15 @@ class Tree:
                 raise PathNotFound(f"no entry /ipfs/{key}")
             cid = child
         e = self._content_entry(cid)
-        with self._lock:
-            self._entries[key] = e
-            if len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
+        self._remember(key, e)
         return e
+
+    def _remember(self, key: str, e: Entry) -> None:
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = e
+                if len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)
 
     def _versions(self, mirror: str) -> dict[str, CID]:
         try:
@@ -240,8 +247,14 @@ class Tree:
             e = self.entry(path)
             if e.kind != "dir" or e.cid is None or e.node is None:
                 raise PathNotFound(f"{path} is not a directory")
+            key = "/".join(parts[1:])
             for d in ex.list_dir(self.block, e.cid, e.node):
-                yield d.name, cid_ino(d.cid), S.S_IFREG if d.cid.codec == RAW else 0
+                if d.cid.codec == RAW:  # rule 6: known without reading it
+                    self._remember(f"{key}/{d.name}", Entry("file", cid_ino(d.cid), d.tsize, FILE_MODE,
+                                                            cid=d.cid))
+                    yield d.name, cid_ino(d.cid), S.S_IFREG
+                else:
+                    yield d.name, cid_ino(d.cid), 0
 
     def open(self, path: str) -> FileReader:
         e = self.entry(path)
