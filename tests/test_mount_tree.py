@@ -136,3 +136,33 @@ def test_names_versions_and_listings() -> None:
     assert (e.kind, e.size, e.ino) == ("file", 1, cid_ino(a))
     with pytest.raises(PathNotFound):
         tree.entry("/mirrors/nope")
+
+
+def test_a_hamt_listing_streams_and_describes_raw_files() -> None:
+    from ipmirror.unixfs.hamt import build_hamt
+    from ipmirror.unixfs.nodes import Entry
+
+    src = DictSource()
+    profile = PRESETS["unixfs-v1-2025"]
+    maker = BlockMaker(profile, src.put)
+    children = []
+    for i in range(5000):
+        data = b"%d\n" % i
+        cid = CID.hash(RAW, data)
+        src.put(cid, data)
+        children.append((b"f%04d" % i, Entry(cid, len(data), len(data))))
+    root = build_hamt(maker, children, fanout=16).cid
+    shards = sum(1 for c in src.blocks if c.codec != RAW)
+    assert shards > 20
+    tree = Tree(src)
+    tree.entry(f"/ipfs/{root}")
+    src.reads = 0
+    listing = tree.listdir(f"/ipfs/{root}")
+    first = next(listing)
+    assert src.reads < shards // 2, (src.reads, shards)  # the first entry before most shards
+    names = [first[0], *(n for n, _ino, _t in listing)]
+    assert sorted(names) == [f"f{i:04d}" for i in range(5000)]
+    src.reads = 0
+    e = tree.entry(f"/ipfs/{root}/f1234")  # described by the listing: no block read
+    assert (e.kind, e.size, src.reads) == ("file", 5, 0)
+    assert tree.open(f"/ipfs/{root}/f1234").read(0, 100) == b"1234\n"
