@@ -130,7 +130,7 @@ def test_names_versions_and_listings() -> None:
     src.latest = f"/ipfs/{a}"
     assert tree.readlink("/ipns/m") == f"../ipfs/{a}"
     src.kept = [KeptVersion(1, a, 0.0)]
-    assert list(tree.listdir("/mirrors/m")) == [("1", tree.entry("/mirrors/m/1").ino, 0o120000)]
+    assert list(tree.listdir("/mirrors/m")) == [("1", tree.entry("/mirrors/m/1").ino, 0o120000, None)]
     assert tree.readlink("/mirrors/m/1") == f"../../ipfs/{a}"
     e = tree.entry(f"/ipfs/{a}")
     assert (e.kind, e.size, e.ino) == ("file", 1, cid_ino(a))
@@ -160,7 +160,7 @@ def test_a_hamt_listing_streams_and_describes_raw_files() -> None:
     listing = tree.listdir(f"/ipfs/{root}")
     first = next(listing)
     assert src.reads < shards // 2, (src.reads, shards)  # the first entry before most shards
-    names = [first[0], *(n for n, _ino, _t in listing)]
+    names = [first[0], *(n for n, _ino, _t, _e in listing)]
     assert sorted(names) == [f"f{i:04d}" for i in range(5000)]
     src.reads = 0
     e = tree.entry(f"/ipfs/{root}/f1234")  # described by the listing: no block read

@@ -19,13 +19,16 @@ Rules kept here:
    symlinks, see tree.py), so cached pages and attributes never go stale.
 4. ``readdir`` streams: each open directory keeps the entries it has produced so far and
    resumes at the kernel's offset, so the first entries of a 100k-entry HAMT directory come
-   before its last shard is read.
+   before its last shard is read. Entries the listing describes whole (raw-leaf files) go to
+   libfuse with their attributes (``FUSE_FILL_DIR_PLUS``), so a READDIRPLUS answers ``ls -l``
+   and ``find`` without a LOOKUP round trip per entry; ``getattr`` gives the same attributes.
 5. libfuse runs the requests on several threads (its multi-threaded loop); the tree and the
    readers are thread-safe.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import functools
 import itertools
@@ -41,7 +44,7 @@ import mfusepy
 
 from ipmirror.errors import Corrupt, DecodeError, IpmirrorError, NotFound, PathNotFound
 from ipmirror.mount.reader import FileReader
-from ipmirror.mount.tree import Tree
+from ipmirror.mount.tree import Entry, Tree
 
 log = logging.getLogger("ipmirror.mount")
 P = ParamSpec("P")
@@ -49,8 +52,8 @@ R = TypeVar("R")
 
 CACHE_TIMEOUT = 300.0  # entry and attribute timeouts: content is immutable (rule 3)
 NEGATIVE_TIMEOUT = 1.0  # a CID or name that is not there yet may appear (an add, a new mirror)
-_CAP_READDIRPLUS = 1 << 13  # libfuse's FUSE_CAP_READDIRPLUS: we give no attributes in listings
-_CAP_READDIRPLUS_AUTO = 1 << 14
+_FILL_DIR_PLUS = 2  # libfuse's FUSE_FILL_DIR_PLUS: the filler's stat is complete
+_READDIR_PLUS = 1  # libfuse's FUSE_READDIR_PLUS: the kernel asked for attributes
 _CAP_CACHE_SYMLINKS = 1 << 23  # must stay off: /ipns/ symlinks are read on every walk
 BLOCK = 4096
 
@@ -84,12 +87,13 @@ def _erofs(*_args: object, **_kwargs: object) -> int:
 class _DirHandle:
     """An open directory: the entries produced so far, and the rest still to stream (rule 4)."""
 
-    def __init__(self, entries: Iterator[tuple[str, int, int]]) -> None:
-        self.seen: list[tuple[str, int, int]] = [(".", 0, S.S_IFDIR), ("..", 0, S.S_IFDIR)]
+    def __init__(self, entries: Iterator[tuple[str, int, int, Entry | None]]) -> None:
+        self.seen: list[tuple[str, int, int, Entry | None]] = [(".", 0, S.S_IFDIR, None),
+                                                                ("..", 0, S.S_IFDIR, None)]
         self.rest = entries
         self.lock = threading.Lock()
 
-    def at(self, i: int) -> tuple[str, int, int] | None:
+    def at(self, i: int) -> tuple[str, int, int, Entry | None] | None:
         with self.lock:
             while len(self.seen) <= i:
                 nxt = next(self.rest, None)
@@ -124,7 +128,7 @@ class MountOps(mfusepy.Operations):  # type: ignore[misc]
             config.kernel_cache = 0  # keep_cache per open (rule 3)
             config.auto_cache = 0
         if conn is not None:
-            conn.want &= ~(_CAP_READDIRPLUS | _CAP_READDIRPLUS_AUTO | _CAP_CACHE_SYMLINKS)
+            conn.want &= ~_CAP_CACHE_SYMLINKS
         self.ready = True
         if self.on_ready is not None:
             self.on_ready()
@@ -132,7 +136,9 @@ class MountOps(mfusepy.Operations):  # type: ignore[misc]
     # -- metadata --------------------------------------------------------------------------------
     @_errno
     def getattr(self, path: str, fh: Any = None) -> dict[str, int]:
-        e = self.tree.entry(path)
+        return self._attrs(self.tree.entry(path))
+
+    def _attrs(self, e: Entry) -> dict[str, int]:
         mtime = e.mtime_ns if e.cid is not None else self.started_ns
         return {"st_mode": e.st_mode, "st_ino": e.ino, "st_nlink": 1, "st_size": e.size,
                 "st_uid": self.uid, "st_gid": self.gid, "st_blocks": (e.size + 511) // 512,
@@ -206,9 +212,9 @@ class MountOps(mfusepy.Operations):  # type: ignore[misc]
                 raise mfusepy.FuseOSError(errno.EIO) from None
             if item is None:
                 return
-            name, ino, kind = item
+            name, ino, kind, entry = item
             i += 1
-            yield name, {"st_ino": ino, "st_mode": kind}, i
+            yield name, (self._attrs(entry) if entry is not None else {"st_ino": ino, "st_mode": kind}), i
 
     def releasedir(self, path: str, fh: int) -> int:
         with self._lock:
@@ -218,6 +224,28 @@ class MountOps(mfusepy.Operations):  # type: ignore[misc]
     # -- read-only (rule 1) ----------------------------------------------------------------------
     write = create = mkdir = mknod = unlink = rmdir = symlink = rename = link = _erofs
     chmod = chown = truncate = utimens = setxattr = removexattr = fallocate = _erofs
+
+
+class _Fuse(mfusepy.FUSE):  # type: ignore[misc]
+    """mfusepy's FUSE with a ``readdir`` that passes whole attributes when it has them (rule 4):
+    mfusepy's own passes only each entry's type and inode, never ``FUSE_FILL_DIR_PLUS``."""
+
+    def readdir_fuse_3(self, path: bytes | None, buf: Any, filler: Any, offset: int, fip: Any,
+                       flags: int) -> int:
+        st = mfusepy.c_stat()
+        plus = bool(flags & _READDIR_PLUS)
+        items = self.operations.readdir_with_offset(None, offset, fip.contents.fh)
+        for name, attrs, off in items:
+            ctypes.memset(ctypes.byref(st), 0, ctypes.sizeof(st))
+            whole = plus and "st_size" in attrs
+            if whole:
+                mfusepy.set_st_attrs(st, attrs, use_ns=True)
+            else:
+                st.st_mode, st.st_ino = attrs["st_mode"], attrs["st_ino"]
+            if filler(buf, name.encode(self.encoding, self.errors), st, off,
+                      _FILL_DIR_PLUS if whole else 0) != 0:
+                break
+        return 0
 
 
 def run(tree: Tree, mountpoint: str, *, allow_other: bool = False,
@@ -232,7 +260,7 @@ def run(tree: Tree, mountpoint: str, *, allow_other: bool = False,
         opts["allow_other"] = True
     ops = MountOps(tree, on_ready)
     try:
-        mfusepy.FUSE(ops, mountpoint, raw_fi=True, foreground=True, nothreads=False, debug=debug, **opts)
+        _Fuse(ops, mountpoint, raw_fi=True, foreground=True, nothreads=False, debug=debug, **opts)
     except RuntimeError as e:
         # fuse_main says 8 when its loop ended with an error, and a stop signal counts as one:
         # after a mount, that is the normal end (libfuse has unmounted by then).

@@ -225,24 +225,25 @@ class Tree:
             raise InvalidInput(f"{path} is not a symlink")
         return link.target
 
-    def listdir(self, path: str) -> Iterator[tuple[str, int, int]]:
-        """``(name, ino, type)`` of each entry (type: S_IFDIR/S_IFREG/S_IFLNK, or 0 when telling
-        would need the entry's block), streamed."""
+    def listdir(self, path: str) -> Iterator[tuple[str, int, int, Entry | None]]:
+        """``(name, ino, type, entry)`` of each entry, streamed: type is S_IFDIR/S_IFREG/S_IFLNK,
+        or 0 when telling would need the entry's block; ``entry`` the whole entry when the
+        listing alone describes it (rule 6), else None."""
         parts = [p for p in path.split("/") if p]
         if not parts:
-            yield from (("ipfs", IPFS_INO, S.S_IFDIR), ("ipns", IPNS_INO, S.S_IFDIR),
-                        ("mirrors", MIRRORS_INO, S.S_IFDIR))
+            yield from (("ipfs", IPFS_INO, S.S_IFDIR, None), ("ipns", IPNS_INO, S.S_IFDIR, None),
+                        ("mirrors", MIRRORS_INO, S.S_IFDIR, None))
         elif parts == ["ipfs"]:
             return
         elif parts == ["ipns"]:
             for m in self.source.mirror_names():
-                yield m, name_ino(f"/ipns/{m}"), S.S_IFLNK
+                yield m, name_ino(f"/ipns/{m}"), S.S_IFLNK, None
         elif parts == ["mirrors"]:
             for m in self.source.mirror_names():
-                yield m, name_ino(f"/mirrors/{m}"), S.S_IFDIR
+                yield m, name_ino(f"/mirrors/{m}"), S.S_IFDIR, None
         elif parts[0] == "mirrors" and len(parts) == 2:
             for n in self._versions(parts[1]):
-                yield n, name_ino(f"/mirrors/{parts[1]}/{n}"), S.S_IFLNK
+                yield n, name_ino(f"/mirrors/{parts[1]}/{n}"), S.S_IFLNK, None
         else:
             e = self.entry(path)
             if e.kind != "dir" or e.cid is None or e.node is None:
@@ -250,11 +251,11 @@ class Tree:
             key = "/".join(parts[1:])
             for d in ex.list_dir(self.block, e.cid, e.node):
                 if d.cid.codec == RAW:  # rule 6: known without reading it
-                    self._remember(f"{key}/{d.name}", Entry("file", cid_ino(d.cid), d.tsize, FILE_MODE,
-                                                            cid=d.cid))
-                    yield d.name, cid_ino(d.cid), S.S_IFREG
+                    e = Entry("file", cid_ino(d.cid), d.tsize, FILE_MODE, cid=d.cid)
+                    self._remember(f"{key}/{d.name}", e)
+                    yield d.name, e.ino, S.S_IFREG, e
                 else:
-                    yield d.name, cid_ino(d.cid), 0
+                    yield d.name, cid_ino(d.cid), 0, None
 
     def open(self, path: str) -> FileReader:
         e = self.entry(path)
