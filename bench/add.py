@@ -35,8 +35,6 @@ import hashlib
 import json
 import math
 import os
-import platform
-import re
 import resource
 import shutil
 import statistics
@@ -47,19 +45,40 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from mirror_tree import TreeSpec, ensure_tree, listing, manifest_path
+from _common import (
+    BENCH_DIR,
+    MIB,
+    Check,
+    Row,
+    busy_cpu_s,
+    check_table,
+    default_ipmirror,
+    df_t,
+    freeze_src,
+    ipm_env,
+    kubo_script,
+    listing,
+    log,
+    machine,
+    manifest_path,
+    own_cpu_s,
+    parse_addfile,
+    read_all,
+    rmtree,
+    run_proc,
+    scratch_base,
+    settle,
+    source_state,
+    tree_files,
+)
+from mirror_tree import TreeSpec, ensure_tree
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 DEFAULT_TREE = BENCH_DIR / "out" / "tree-1g"
-MIB = 1024 * 1024
 PROFILES = ("unixfs-v1-2025", "unixfs-v0-2015")
 SKIPPABLE = ("stored", "hash", "kubo", "cp", "floor", "dd")
-POLL_S = 0.02
 
 # targets
 STORED_VS_KUBO = 2.0
@@ -70,113 +89,6 @@ HASH_VS_FLOOR = 0.60
 
 
 # -- measurement helpers --------------------------------------------------------------------------
-
-
-@dataclass
-class ProcResult:
-    seconds: float
-    returncode: int
-    stdout: str
-    stderr: str
-    cpu_user: float
-    cpu_sys: float
-    rss_anon_kb: int = 0
-    vm_hwm_kb: int = 0
-
-
-class _MemPoller:
-    """Polls /proc/PID/status every ~20 ms and keeps the maxima of RssAnon and VmHWM (kB)."""
-
-    def __init__(self, pid: int) -> None:
-        self.path = f"/proc/{pid}/status"
-        self.rss_anon_kb = 0
-        self.vm_hwm_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mem-poll", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with open(self.path) as f:
-                    text = f.read()
-            except OSError:
-                return
-            for line in text.splitlines():
-                if line.startswith("RssAnon:"):
-                    self.rss_anon_kb = max(self.rss_anon_kb, int(line.split()[1]))
-                elif line.startswith("VmHWM:"):
-                    self.vm_hwm_kb = max(self.vm_hwm_kb, int(line.split()[1]))
-            self._stop.wait(POLL_S)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def run_proc(cmd: Sequence[str], *, env: dict[str, str] | None = None, poll_mem: bool = False,
-             check: bool = True) -> ProcResult:
-    """Run ``cmd`` and return its wall time (Popen to exit), CPU times and (optionally) memory."""
-    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    poller = _MemPoller(proc.pid) if poll_mem else None
-    out, err = proc.communicate()
-    dt = time.perf_counter() - t0
-    if poller is not None:
-        poller.stop()
-    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if check and proc.returncode != 0:
-        raise SystemExit(f"bench: command failed ({proc.returncode}): {' '.join(cmd)}\n{err.strip()}")
-    return ProcResult(dt, proc.returncode, out, err, ru1.ru_utime - ru0.ru_utime, ru1.ru_stime - ru0.ru_stime,
-                      poller.rss_anon_kb if poller else 0, poller.vm_hwm_kb if poller else 0)
-
-
-def busy_cpu_s() -> float:
-    """CPU seconds all CPUs spent busy so far (user, nice, system, irq, softirq, steal)."""
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:9]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = v
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """CPU seconds of this process and its waited-for children."""
-    a = resource.getrusage(resource.RUSAGE_SELF)
-    b = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
-
-
-def rmtree(p: Path) -> None:
-    if p.is_dir() and not p.is_symlink():
-        shutil.rmtree(p)
-    elif p.exists() or p.is_symlink():
-        p.unlink()
-
-
-def settle() -> None:
-    """Flush dirty pages left by earlier steps so that they are not written during a measurement."""
-    os.sync()
-
-
-def tree_files(tree: Path) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
-    for dirpath, _dirs, files in os.walk(tree):
-        for name in files:
-            p = os.path.join(dirpath, name)
-            st = os.lstat(p)
-            if not os.path.islink(p):
-                out.append((p, st.st_size))
-    out.sort()
-    return out
-
-
-def read_all(files: Sequence[tuple[str, int]]) -> None:
-    buf = bytearray(MIB)
-    for p, _ in files:
-        with open(p, "rb", buffering=0) as f:
-            while f.readinto(buf):
-                pass
 
 
 def sha256_files(files: Sequence[tuple[str, int]], threads: int) -> None:
@@ -206,35 +118,6 @@ def sha256_files(files: Sequence[tuple[str, int]], threads: int) -> None:
 # -- rows -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Row:
-    key: str
-    label: str
-    seconds: list[float] = field(default_factory=list)
-    extra: list[dict[str, object]] = field(default_factory=list)
-    others_cpu: list[float] = field(default_factory=list)  # CPU s used by other processes meanwhile
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.seconds) if self.seconds else math.nan
-
-    def values(self, name: str) -> list[float]:
-        out: list[float] = []
-        for e in self.extra:
-            v = e.get(name)
-            if isinstance(v, int | float):
-                out.append(float(v))
-        return out
-
-    def max_of(self, name: str) -> float:
-        vals = self.values(name)
-        return max(vals) if vals else math.nan
-
-    def median_of(self, name: str) -> float:
-        vals = self.values(name)
-        return statistics.median(vals) if vals else math.nan
-
-
 class Bench:
     def __init__(self, args: argparse.Namespace, tree: Path, scratch: Path) -> None:
         self.args = args
@@ -248,7 +131,8 @@ class Bench:
         self.ipmirror: list[str] = args.ipmirror
         self.pythonpath: str | None = None
         if args.freeze_src:
-            self.freeze_src()
+            self.ipmirror = [sys.executable, "-m", "ipmirror"]
+            self.pythonpath = freeze_src(scratch)
         self.kubo_script: Path | None = None
         self.skip: set[str] = set(args.skip)
         self.loadavg: list[str] = []
@@ -266,7 +150,7 @@ class Bench:
         return p
 
     def log(self, msg: str) -> None:
-        print(f"bench: {msg}", file=sys.stderr, flush=True)
+        log(msg)
 
     def record_cid(self, key: str, cid: str) -> None:
         old = self.cids.setdefault(key, cid)
@@ -274,25 +158,9 @@ class Bench:
             raise SystemExit(f"bench: {key}: root CID changed between runs ({old} vs {cid})")
 
     # -- ipmirror ---------------------------------------------------------------------------------
-    def freeze_src(self) -> None:
-        """Run ``python -m ipmirror`` from a copy of src/ taken now, so that edits made to the
-        checkout while the benchmark runs do not change the code being measured."""
-        dst = self.scratch / "src"
-        shutil.copytree(REPO_ROOT / "src" / "ipmirror", dst / "ipmirror",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(dst)], check=True)
-        self.ipmirror = [sys.executable, "-m", "ipmirror"]
-        self.pythonpath = str(dst)
-
     def ipm_env(self, repo: Path | None) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.pythonpath is not None:
-            env["PYTHONPATH"] = self.pythonpath
-        if repo is not None:
-            env["IPMIRROR_PATH"] = str(repo)
-        else:
-            env["IPMIRROR_PATH"] = str(self.scratch / "unused-repo")  # --only-hash opens no repo
-        return env
+        # --only-hash opens no repo
+        return ipm_env(self.pythonpath, repo if repo is not None else self.scratch / "unused-repo")
 
     def ipm_add(self, profile: str, stored: bool) -> None:
         key = f"ipm-{'stored' if stored else 'hash'}-{profile}"
@@ -322,20 +190,10 @@ class Bench:
 
     # -- Kubo ---------------------------------------------------------------------------------------
     def kubo_setup(self) -> None:
-        default = REPO_ROOT / ".." / "shared" / "reference"
-        ref = Path(os.environ.get("IPMIRROR_REFERENCE") or default).resolve()
-        script = ref / "kubo_cid.py"
-        if not script.is_file():
-            self.notes.append(f"Kubo rows skipped: {script} not found (set IPMIRROR_REFERENCE)")
-            self.log(self.notes[-1])
-            return
-        r = run_proc([sys.executable, str(script), "--init-only", "--repo", str(self.scratch / "kubo-hash")],
-                     check=False)
-        if r.returncode != 0:
-            why = " ".join((r.stderr.strip() or r.stdout.strip()).splitlines()[-1:])
-            self.notes.append(f"Kubo rows skipped: reference not installed (run {ref}/setup.sh): {why}")
-            self.log(self.notes[-1])
-            return
+        script, why = kubo_script(self.scratch / "kubo-hash", keep=True)  # the --only-hash repo
+        if why is not None:
+            self.notes.append(why)
+            self.log(why)
         self.kubo_script = script
 
     def kubo_add(self, stored: bool) -> None:
@@ -352,10 +210,7 @@ class Bench:
         cmd.append(str(self.tree))
         settle()
         r = run_proc(cmd, poll_mem=True)
-        m = re.search(r"AddFile\(.*\) ([0-9.]+)s\s*$", r.stderr, re.M)
-        if m is None:
-            raise SystemExit(f"bench: cannot find the AddFile time in kubo_cid.py's output:\n{r.stderr}")
-        addfile = float(m.group(1))
+        addfile = parse_addfile(r.stderr)
         self.record_cid(f"kubo-{kind}", r.stdout.strip().splitlines()[-1])
         flag = "" if stored else " --only-hash"
         row = self.row(f"kubo-{kind}", f"Kubo 0.22 add{flag} (AddFile call)")
@@ -472,15 +327,6 @@ class Bench:
 # -- report ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Check:
-    kind: str  # required | goal | info
-    name: str
-    value: float | str
-    target: str
-    ok: bool | None  # None: not measured
-
-
 def checks(b: Bench) -> list[Check]:
     out: list[Check] = []
     r = b.rows
@@ -544,70 +390,7 @@ def table(b: Bench) -> str:
     return "\n".join(lines)
 
 
-def check_table(cs: list[Check]) -> str:
-    lines = ["| kind | check | measured | target | verdict |", "|---|---|---|---|---|"]
-    for c in cs:
-        v = c.value if isinstance(c.value, str) else ("-" if math.isnan(c.value) else f"{c.value:.3f}")
-        verdict = "n/a" if c.ok is None else ("PASS" if c.ok else "MISS")
-        lines.append(f"| {c.kind} | {c.name} | {v} | {c.target} | {verdict} |")
-    return "\n".join(lines)
-
-
-def machine() -> dict[str, object]:
-    model = ""
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                mem_kb = int(line.split()[1])
-    return {"nproc": os.cpu_count(), "cpu": model, "mem_total_gib": round(mem_kb / MIB, 1),
-            "kernel": platform.release(), "python": platform.python_version()}
-
-
-def source_state() -> str:
-    """Commit of the checkout and whether src/ has uncommitted changes (the code measured)."""
-    def git(*a: str) -> str:
-        r = subprocess.run(["git", "-C", str(REPO_ROOT), *a], capture_output=True, text=True, check=False)
-        return r.stdout.strip() if r.returncode == 0 else ""
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    h = hashlib.sha256()
-    for f in sorted((REPO_ROOT / "src").rglob("*.py")):
-        h.update(f.relative_to(REPO_ROOT).as_posix().encode() + b"\0" + f.read_bytes())
-    return f"{head}{' + uncommitted changes in src/' if dirty else ''} (src sha256 {h.hexdigest()[:12]})"
-
-
-def df_t(path: Path) -> str:
-    r = subprocess.run(["df", "-T", str(path)], capture_output=True, text=True, check=False)
-    return r.stdout.strip()
-
-
 # -- main -----------------------------------------------------------------------------------------
-
-
-def default_ipmirror() -> list[str]:
-    beside = Path(sys.executable).with_name("ipmirror")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("ipmirror")
-    return [found] if found else [sys.executable, "-m", "ipmirror"]
-
-
-def scratch_base(tree: Path, requested: Path | None) -> Path:
-    """A directory on the tree's file system for repos and copies."""
-    dev = tree.stat().st_dev
-    candidates = [requested] if requested is not None else [BENCH_DIR / "out", tree.resolve().parent]
-    for c in candidates:
-        assert c is not None
-        c.mkdir(parents=True, exist_ok=True)
-        if c.stat().st_dev == dev:
-            return c
-    raise SystemExit(f"bench: {candidates[0]} is not on the same file system as {tree}")
 
 
 def main(argv: list[str] | None = None) -> int:

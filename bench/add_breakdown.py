@@ -45,7 +45,8 @@ from pathlib import Path
 from typing import Any
 
 from ipmirror.store import lmdb_store
-from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
+from ipmirror.store.lmdb_session import LmdbSession
+from ipmirror.store.lmdb_store import LmdbStore
 from ipmirror.unixfs.importer import AddOptions, Importer
 from ipmirror.unixfs.profile import PRESETS
 from mirror_tree import TreeSpec, ensure_tree

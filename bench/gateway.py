@@ -48,19 +48,26 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from add import busy_cpu_s, machine, own_cpu_s, source_state
+from _common import (
+    MIB,
+    OUT,
+    MemPoller,
+    busy_cpu_s,
+    log,
+    machine,
+    own_cpu_s,
+    proc_cpu_s,
+    read_all,
+    source_state,
+    tree_files,
+)
 
-BENCH_DIR = Path(__file__).resolve().parent
-OUT = BENCH_DIR / "out"
 DATA = OUT / "gw-data"
-MIB = 1024 * 1024
-POLL_S = 0.02
 BIG_VS_NGINX = 0.5
 SMALL_VS_NGINX = 0.25
 
@@ -94,10 +101,6 @@ function done(summary, latency, requests)
     e.connect, e.read, e.write, e.status, e.timeout))
 end
 """
-
-
-def log(msg: str) -> None:
-    print(f"bench: {msg}", file=sys.stderr, flush=True)
 
 
 # -- data -------------------------------------------------------------------------------------------
@@ -134,15 +137,6 @@ def ensure_data(big_mb: int, n_small: int) -> tuple[int, list[str]]:
     return big_size, [f"small/{n}" for n in names]
 
 
-def read_all(path: Path) -> None:
-    buf = bytearray(MIB)
-    for p in [path] if path.is_file() else sorted(path.rglob("*")):
-        if p.is_file():
-            with open(p, "rb", buffering=0) as f:
-                while f.readinto(buf):
-                    pass
-
-
 # -- processes --------------------------------------------------------------------------------------
 
 
@@ -161,72 +155,6 @@ def wait_port(port: int, timeout: float = 20.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise SystemExit(f"bench: nothing listens on 127.0.0.1:{port}")
-
-
-def proc_tree(pid: int) -> list[int]:
-    out = [pid]
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return out
-    for k in kids:
-        out.extend(proc_tree(int(k)))
-    return out
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime+stime of ``pid`` and its live descendants (nginx workers)."""
-    tck = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for p in proc_tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tck
-    return total
-
-
-class MemPoller:
-    """Polls /proc/PID/status of PID and its descendants (serve's workers) and keeps the maxima of
-    the sums of RssAnon and VmHWM (kB); ``mark()`` starts a new phase whose own maxima are kept in
-    ``phase_rss_anon_kb``."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.rss_anon_kb = 0
-        self.vm_hwm_kb = 0
-        self.phase_rss_anon_kb = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not Path(f"/proc/{self.pid}").exists():
-                return
-            rss = hwm = 0
-            for p in proc_tree(self.pid):
-                try:
-                    text = Path(f"/proc/{p}/status").read_text()
-                except OSError:
-                    continue
-                for line in text.splitlines():
-                    if line.startswith("RssAnon:"):
-                        rss += int(line.split()[1])
-                    elif line.startswith("VmHWM:"):
-                        hwm += int(line.split()[1])
-            self.rss_anon_kb = max(self.rss_anon_kb, rss)
-            self.phase_rss_anon_kb = max(self.phase_rss_anon_kb, rss)
-            self.vm_hwm_kb = max(self.vm_hwm_kb, hwm)
-            self._stop.wait(POLL_S)
-
-    def mark(self) -> None:
-        self.phase_rss_anon_kb = 0
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 @dataclass
@@ -306,7 +234,7 @@ def start_ipmirror(ipm: str, repo: Path, workers: int | None) -> Server:
         time.sleep(0.02)
     port = int(port_file.read_text())
     wait_port(port)
-    return Server("ipmirror", proc, port, MemPoller(proc.pid))
+    return Server("ipmirror", proc, port, MemPoller(proc.pid, descendants=True))
 
 
 # -- measurements -----------------------------------------------------------------------------------
@@ -461,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"ipmirror add: {root} in {time.perf_counter() - t0:.1f}s")
     paths_file = OUT / "gw-paths.txt"
     paths_file.write_text("".join(f"/ipfs/{root}/{p}\n" for p in rels))
-    read_all(DATA)  # warm the page cache for nginx
+    read_all(tree_files(DATA))  # warm the page cache for nginx
 
     servers = {"nginx": start_nginx(nginx, root), "ipmirror": start_ipmirror(ipm, repo, a.workers)}
     ipm_srv = servers["ipmirror"]

@@ -42,10 +42,19 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from _common import (
+    FIXED_MTIME,
+    KIB,
+    MIB,
+    ensure_generated,
+    finish_dirs,
+    listing,
+    manifest_path,
+    pick,
+    planned_listing,
+)
+
 GENERATOR_VERSION = 1
-FIXED_MTIME = 1577836800  # 2020-01-01T00:00:00Z
-KIB = 1024
-MIB = 1024 * 1024
 
 _WORDS = (
     "async", "binary", "cache", "client", "codec", "config", "crypto", "data", "date", "debug", "docs",
@@ -72,10 +81,6 @@ class _File:
     data: bytes = b""
 
 
-def _pick(rng: random.Random, seq: list[str] | tuple[str, ...]) -> str:
-    return seq[int(rng.random() * len(seq))]
-
-
 def _plan(spec: TreeSpec) -> list[_File]:
     """The list of files to write, in a fixed order."""
     rng = random.Random(spec.seed)
@@ -86,7 +91,7 @@ def _plan(spec: TreeSpec) -> list[_File]:
     total = 0
     n = 0
     while total < budget:
-        project = f"{_pick(rng, _WORDS)}-{_pick(rng, _WORDS)}{n:04d}"
+        project = f"{pick(rng, _WORDS)}-{pick(rng, _WORDS)}{n:04d}"
         n += 1
         h = hashlib.blake2b(project.encode(), digest_size=8).hexdigest()
         pdir = f"packages/{h[0:2]}/{h[2:4]}/{project}"
@@ -126,7 +131,7 @@ def _text(seed: int, rel: str, size: int) -> bytes:
     words: list[str] = []
     n = 0
     while n < size:
-        w = _pick(rng, _WORDS)
+        w = pick(rng, _WORDS)
         words.append(w)
         n += len(w) + 1
     return (" ".join(words)[: size - 1] + "\n").encode() if size else b""
@@ -142,30 +147,6 @@ def _content(spec: TreeSpec, f: _File) -> bytes:
     if f.kind == "text":
         return _text(spec.seed, f.rel, f.size)
     return f.data
-
-
-def listing(root: Path) -> tuple[int, int, str]:
-    """(files, bytes, sha256 of the sorted "path\\0size" lines) of an existing tree."""
-    entries: list[str] = []
-    total = 0
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            p = os.path.join(dirpath, name)
-            size = os.lstat(p).st_size
-            total += size
-            entries.append(f"{os.path.relpath(p, root)}\0{size}")
-    entries.sort()
-    return len(entries), total, hashlib.sha256("\n".join(entries).encode()).hexdigest()
-
-
-def _planned_listing(plan: list[_File]) -> tuple[int, int, str]:
-    entries = sorted(f"{f.rel}\0{f.size}" for f in plan)
-    total = sum(f.size for f in plan)
-    return len(entries), total, hashlib.sha256("\n".join(entries).encode()).hexdigest()
-
-
-def manifest_path(out: Path) -> Path:
-    return out.with_name(out.name + ".manifest.json")
 
 
 def generate(out: Path, spec: TreeSpec, *, log: bool = True) -> dict[str, object]:
@@ -185,10 +166,8 @@ def generate(out: Path, spec: TreeSpec, *, log: bool = True) -> dict[str, object
             fh.write(data)
         os.chmod(p, 0o644)
         os.utime(p, (FIXED_MTIME, FIXED_MTIME))
-    for dirpath, _dirs, _files in os.walk(out, topdown=False):
-        os.chmod(dirpath, 0o755)
-        os.utime(dirpath, (FIXED_MTIME, FIXED_MTIME))
-    nfiles, nbytes, digest = _planned_listing(plan)
+    finish_dirs(out)
+    nfiles, nbytes, digest = planned_listing((f.rel, f.size) for f in plan)
     manifest: dict[str, object] = {
         "generator": "bench/mirror_tree.py",
         "version": GENERATOR_VERSION,
@@ -225,17 +204,8 @@ def ensure_tree(out: Path, spec: TreeSpec) -> bool:
 
     A directory without our manifest is never deleted (it may be someone's data): that is an error.
     """
-    if matches(out, spec):
-        return False
-    if out.exists():
-        if not manifest_path(out).exists():
-            raise SystemExit(f"{out} exists but was not made by bench/mirror_tree.py; "
-                             "remove it or choose another directory")
-        print(f"mirror_tree: {out} does not match the requested spec; regenerating", file=sys.stderr)
-        shutil.rmtree(out)
-        manifest_path(out).unlink()
-    generate(out, spec)
-    return True
+    return ensure_generated(out, lambda: matches(out, spec), lambda: generate(out, spec),
+                            "bench/mirror_tree.py")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import statistics
 import subprocess
@@ -70,7 +69,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from add import (
+from _common import (
+    BENCH_DIR,
+    FIXED_MTIME,
     MIB,
     Check,
     ProcResult,
@@ -79,9 +80,21 @@ from add import (
     check_table,
     default_ipmirror,
     df_t,
+    ensure_generated,
+    finish_dirs,
+    freeze_src,
+    ipm_env,
+    kubo_script,
+    listing,
+    log,
     machine,
+    manifest_path,
     own_cpu_s,
+    parse_addfile,
+    pick,
+    planned_listing,
     read_all,
+    read_manifest,
     rmtree,
     run_proc,
     scratch_base,
@@ -89,14 +102,10 @@ from add import (
     source_state,
     tree_files,
 )
-from mirror_tree import listing
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 PROFILE = "unixfs-v1-2025"
 MIRROR = "bench"
 GENERATOR_VERSION = 1
-FIXED_MTIME = 1577836800  # 2020-01-01T00:00:00Z: the generated tree
 CHANGED_MTIME = 1609459200  # 2021-01-01T00:00:00Z: files changed or added by a round
 POOL = "pool/main"
 FLAT_DIR = "dists/stable/main/by-hash/SHA256"
@@ -131,10 +140,6 @@ class SyncTreeSpec:
     max_per_package: int = 70  # exclusive
 
 
-def _pick(rng: random.Random, seq: Sequence[str]) -> str:
-    return seq[int(rng.random() * len(seq))]
-
-
 def _size(rng: random.Random, spec: SyncTreeSpec) -> int:
     lo, hi = math.log(spec.min_kib * 1024), math.log(spec.max_kib * 1024)
     return int(math.exp(lo + rng.random() * (hi - lo)))
@@ -154,7 +159,7 @@ def plan_tree(spec: SyncTreeSpec) -> list[tuple[str, int]]:
     k = 0
     span = spec.max_per_package - spec.min_per_package
     while left > 0:
-        pkg = f"{_pick(rng, _WORDS)}-{_pick(rng, _WORDS)}{k}"
+        pkg = f"{pick(rng, _WORDS)}-{pick(rng, _WORDS)}{k}"
         if rng.random() < 0.2:
             pkg = "lib" + pkg
         k += 1
@@ -183,29 +188,11 @@ def write_file(path: Path, data: bytes, mtime: int) -> None:
     os.utime(path, (mtime, mtime))
 
 
-def planned_listing(plan: Sequence[tuple[str, int]]) -> tuple[int, int, str]:
-    """The same (files, bytes, digest) as :func:`mirror_tree.listing` gives for the written tree."""
-    entries = sorted(f"{rel}\0{size}" for rel, size in plan)
-    return len(entries), sum(s for _, s in plan), hashlib.sha256("\n".join(entries).encode()).hexdigest()
-
-
-def manifest_of(tree: Path) -> Path:
-    return tree.with_name(tree.name + ".manifest.json")
-
-
-def read_manifest(tree: Path) -> dict[str, object] | None:
-    try:
-        m = json.loads(manifest_of(tree).read_text())
-    except (OSError, ValueError):
-        return None
-    return m if isinstance(m, dict) else None
-
-
 def set_state(tree: Path, state: str) -> None:
     m = read_manifest(tree)
     assert m is not None
     m["state"] = state
-    manifest_of(tree).write_text(json.dumps(m, indent=2) + "\n")
+    manifest_path(tree).write_text(json.dumps(m, indent=2) + "\n")
 
 
 def tree_matches(tree: Path, spec: SyncTreeSpec) -> bool:
@@ -226,14 +213,12 @@ def generate(tree: Path, spec: SyncTreeSpec, plan: Sequence[tuple[str, int]]) ->
             p.parent.mkdir(parents=True, exist_ok=True)
             made.add(p.parent)
         write_file(p, content(spec.seed, rel, size), FIXED_MTIME)
-    for dirpath, _dirs, _files in os.walk(tree, topdown=False):
-        os.chmod(dirpath, 0o755)
-        os.utime(dirpath, (FIXED_MTIME, FIXED_MTIME))
+    finish_dirs(tree)
     nfiles, nbytes, digest = planned_listing(plan)
     m = {"generator": "bench/sync.py", "version": GENERATOR_VERSION, "spec": asdict(spec), "files": nfiles,
          "bytes": nbytes, "dirs": len({str(Path(r).parent) for r, _ in plan}), "listing_sha256": digest,
          "state": "clean"}
-    manifest_of(tree).write_text(json.dumps(m, indent=2) + "\n")
+    manifest_path(tree).write_text(json.dumps(m, indent=2) + "\n")
     print(f"bench: wrote {tree}: {nfiles} files, {nbytes} bytes in {time.perf_counter() - t0:.1f}s",
           file=sys.stderr, flush=True)
 
@@ -241,17 +226,8 @@ def generate(tree: Path, spec: SyncTreeSpec, plan: Sequence[tuple[str, int]]) ->
 def ensure_tree(tree: Path, spec: SyncTreeSpec, plan: Sequence[tuple[str, int]]) -> bool:
     """Make sure ``tree`` holds ``spec``'s tree; True if it was (re)generated. A directory without
     our manifest is never deleted."""
-    if tree_matches(tree, spec):
-        return False
-    if tree.exists():
-        if not manifest_of(tree).exists():
-            raise SystemExit(f"bench: {tree} exists but was not made by bench/sync.py; remove it or choose "
-                             "another --tree")
-        print(f"bench: {tree} does not match (or was left mutated); regenerating", file=sys.stderr)
-        shutil.rmtree(tree)
-        manifest_of(tree).unlink()
-    generate(tree, spec, plan)
-    return True
+    return ensure_generated(tree, lambda: tree_matches(tree, spec), lambda: generate(tree, spec, plan),
+                            "bench/sync.py", "choose another --tree")
 
 
 # -- the 1% change ----------------------------------------------------------------------------------
@@ -296,7 +272,7 @@ def plan_mutation(spec: SyncTreeSpec, plan: Sequence[tuple[str, int]], rnd: int)
         if rng.random() < spec.flat_share or not pkg_dirs:
             rel = f"{FLAT_DIR}/{_flat_name(spec.seed, f'add{rnd}-{k}')}"
         else:
-            d = _pick(rng, pkg_dirs)
+            d = pick(rng, pkg_dirs)
             rel = f"{d}/{d.rsplit('/', 1)[1]}_99.{rnd}.{k}-1_amd64.deb"
         m.add.append((rel, _size(rng, spec)))
     return m
@@ -359,14 +335,15 @@ class Bench:
         self.ipmirror: list[str] = args.ipmirror
         self.pythonpath: str | None = None
         if args.freeze_src:
-            self.freeze_src()
+            self.ipmirror = [sys.executable, "-m", "ipmirror"]
+            self.pythonpath = freeze_src(scratch)
         self.kubo_script: Path | None = None
         self.skip: set[str] = set(args.skip)
         self.loadavg: list[str] = []
         self._n = 0
 
     def log(self, msg: str) -> None:
-        print(f"bench: {msg}", file=sys.stderr, flush=True)
+        log(msg)
 
     def row(self, key: str, label: str) -> Row:
         if key not in self.rows:
@@ -384,21 +361,8 @@ class Bench:
             self.failures.append(what)
             self.log(f"CHECK FAILED: {what}")
 
-    def freeze_src(self) -> None:
-        """Run ``python -m ipmirror`` from a copy of src/ taken now (others may edit the checkout)."""
-        dst = self.scratch / "src"
-        shutil.copytree(REPO_ROOT / "src" / "ipmirror", dst / "ipmirror",
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(dst)], check=True)
-        self.ipmirror = [sys.executable, "-m", "ipmirror"]
-        self.pythonpath = str(dst)
-
     def env(self, repo: Path) -> dict[str, str]:
-        env = dict(os.environ)
-        if self.pythonpath is not None:
-            env["PYTHONPATH"] = self.pythonpath
-        env["IPMIRROR_PATH"] = str(repo)
-        return env
+        return ipm_env(self.pythonpath, repo)
 
     def measured(self, key: str, label: str, fn: Callable[[], ProcResult],
                  extra: Callable[[ProcResult], dict[str, object]] | None = None) -> ProcResult:
@@ -535,21 +499,10 @@ class Bench:
 
     # -- Kubo ---------------------------------------------------------------------------------------
     def kubo_setup(self) -> None:
-        default = REPO_ROOT / ".." / "shared" / "reference"
-        ref = Path(os.environ.get("IPMIRROR_REFERENCE") or default).resolve()
-        script = ref / "kubo_cid.py"
-        if not script.is_file():
-            self.notes.append(f"Kubo rows skipped: {script} not found (set IPMIRROR_REFERENCE)")
-            self.log(self.notes[-1])
-            return
-        probe = self.scratch / "kubo-probe"
-        r = run_proc([sys.executable, str(script), "--init-only", "--repo", str(probe)], check=False)
-        rmtree(probe)
-        if r.returncode != 0:
-            why = " ".join((r.stderr.strip() or r.stdout.strip()).splitlines()[-1:])
-            self.notes.append(f"Kubo rows skipped: reference not installed (run {ref}/setup.sh): {why}")
-            self.log(self.notes[-1])
-            return
+        script, why = kubo_script(self.scratch / "kubo-probe")
+        if why is not None:
+            self.notes.append(why)
+            self.log(why)
         self.kubo_script = script
 
     def kubo_add(self) -> None:
@@ -607,13 +560,6 @@ class Bench:
                     self.stored_add()
                 if kubo:
                     self.kubo_add()
-
-
-def parse_addfile(stderr: str) -> float:
-    m = re.search(r"AddFile\(.*\) ([0-9.]+)s\s*$", stderr, re.M)
-    if m is None:
-        raise SystemExit(f"bench: cannot find the AddFile time in kubo_cid.py's output:\n{stderr}")
-    return float(m.group(1))
 
 
 # -- report ---------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""A real ``ipmirror serve`` process on 127.0.0.1 for tests, the CLI as a subprocess, and a small
-HTTP client (http.client, so requests go out byte for byte as written: no URL normalisation).
+"""A real ``ipmirror serve`` process on 127.0.0.1 for tests and a small HTTP client (http.client, so
+requests go out byte for byte as written: no URL normalisation). The CLI runner is tests/_cli.py
+(``run_cli``/``cli_bytes`` are importable from here too).
 
 Usage::
 
@@ -25,25 +26,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from _cli import cli_bytes, cli_env, run_cli
+
+__all__ = ["HOST", "Reply", "Server", "cli_bytes", "cli_env", "ipns_name", "run_cli", "serve"]
+
 HOST = "127.0.0.1"
-
-
-def cli_env(repo: Path) -> dict[str, str]:
-    return dict(os.environ, IPMIRROR_PATH=str(repo))
-
-
-def cli_bytes(repo: Path, *args: str | os.PathLike[str], timeout: float = 300) -> bytes:
-    """``ipmirror ARGS`` against ``repo``; its stdout, or AssertionError with its stderr."""
-    p = subprocess.run([sys.executable, "-m", "ipmirror", *map(str, args)], capture_output=True,
-                       env=cli_env(repo), timeout=timeout)
-    if p.returncode != 0:
-        raise AssertionError(f"ipmirror {' '.join(map(str, args))} -> {p.returncode}\n"
-                             f"{p.stderr.decode(errors='replace')}")
-    return p.stdout
-
-
-def run_cli(repo: Path, *args: str | os.PathLike[str], timeout: float = 300) -> str:
-    return cli_bytes(repo, *args, timeout=timeout).decode()
 
 
 def ipns_name(repo: Path, key: str) -> str:

@@ -1,29 +1,15 @@
-"""Shared test fixtures: a private repository per test and a runner for the real CLI."""
+"""Shared test fixtures: a private repository per test and the real CLI run against it (tests/_cli.py)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from _cli import CLI, Result, run
 
-@dataclass
-class Result:
-    rc: int
-    out: bytes
-    err: str
-
-    @property
-    def text(self) -> str:
-        return self.out.decode()
-
-
-CLI = Callable[..., Result]
+__all__ = ["CLI", "Result"]  # test modules may import these from conftest as well as from _cli
 
 
 @pytest.fixture
@@ -33,16 +19,10 @@ def repo_path(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def cli(repo_path: Path) -> CLI:
-    """Run ``ipmirror ARGS`` in a subprocess against a private repository."""
+    """Run ``ipmirror ARGS`` in a subprocess against a private repository (see ``_cli.run``)."""
 
-    def run(*args: str | os.PathLike[str], input: bytes | None = None, check: bool = True,
-            timeout: float = 300) -> Result:
-        env = dict(os.environ, IPMIRROR_PATH=str(repo_path))
-        p = subprocess.run([sys.executable, "-m", "ipmirror", *map(str, args)], input=input,
-                           capture_output=True, env=env, timeout=timeout)
-        r = Result(p.returncode, p.stdout, p.stderr.decode(errors="replace"))
-        if check and r.rc != 0:
-            raise AssertionError(f"ipmirror {' '.join(map(str, args))} -> {r.rc}\n{r.err}")
-        return r
+    def run_here(*args: str | os.PathLike[str], input: bytes | None = None, check: bool = True,
+                 timeout: float = 300) -> Result:
+        return run(repo_path, *args, input=input, check=check, timeout=timeout)
 
-    return run
+    return run_here

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import random
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+import ipmirror
 from conftest import CLI
 
 
@@ -151,67 +155,132 @@ def test_special_files_are_skipped_with_a_warning(cli: CLI, tmp_path: Path) -> N
     assert r.text.strip() == cli("add", "-Q", "--only-hash", d).text.strip()
 
 
+_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def _readable_copy_of_ipmirror(lib: Path) -> None:
+    """Copy ipmirror and the distributions it needs at run time to ``lib``, readable by everyone:
+    the checkout (and a venv in it) may sit in a directory that nobody cannot enter."""
+    shutil.copytree(Path(ipmirror.__file__).parent, lib / "ipmirror",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    todo, seen = ["ipmirror"], {"ipmirror"}
+    while todo:
+        for req in importlib.metadata.requires(todo.pop()) or []:
+            m = re.match(r"[A-Za-z0-9._-]+", req)
+            name = m.group(0).lower().replace("_", "-") if m else ""
+            if not name or "extra ==" in req or name in seen:
+                continue
+            seen.add(name)
+            try:
+                dist = importlib.metadata.distribution(name)
+            except importlib.metadata.PackageNotFoundError:
+                continue  # its marker does not apply here (e.g. a backport for older Pythons)
+            todo.append(name)
+            for f in dist.files or []:
+                src = Path(str(dist.locate_file(f)))
+                if ".." in f.parts or not src.is_file():
+                    continue  # scripts installed beside the interpreter
+                (lib / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, lib / f)
+    for dirpath, _dirs, files in os.walk(lib):
+        os.chmod(dirpath, 0o755)
+        for f in files:
+            os.chmod(os.path.join(dirpath, f), 0o755 if f.endswith(".so") else 0o644)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
 def test_unreadable_file_fails_clearly() -> None:
     top = Path(tempfile.mkdtemp(prefix="ipmirror-nobody-"))  # outside root-only pytest dirs
     try:
         os.chmod(top, 0o777)
+        python = os.path.realpath(sys.executable)  # a venv's python is a link into its base install
+        if subprocess.run([*_NOBODY, python, "-c", "pass"], capture_output=True).returncode != 0:
+            pytest.skip(f"{python} cannot be run by nobody")
+        _readable_copy_of_ipmirror(top / "lib")
         d = top / "d"
         d.mkdir()
         (d / "ok").write_bytes(b"ok")
         (d / "secret").write_bytes(b"no")
         os.chmod(d / "secret", 0)
-        env = dict(os.environ, IPMIRROR_PATH=str(top / "nobody-repo"), HOME=str(top))
-        cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-               sys.executable, "-m", "ipmirror", "add", "-Q", str(d)]
-        p = subprocess.run(cmd, capture_output=True, env=env, text=True)
+        env = dict(os.environ, IPMIRROR_PATH=str(top / "nobody-repo"), HOME=str(top),
+                   PYTHONPATH=str(top / "lib"), PYTHONNOUSERSITE="1")
+        env.pop("VIRTUAL_ENV", None)
+        cmd = [*_NOBODY, python, "-m", "ipmirror", "add", "-Q", str(d)]
+        p = subprocess.run(cmd, capture_output=True, env=env, text=True, cwd=top)
         assert p.returncode == 1 and "secret" in p.stderr and "Permission denied" in p.stderr, p.stderr
         assert "Traceback" not in p.stderr and len(p.stderr.splitlines()) == 1
         env["IPMIRROR_PATH"] = "/root/ipmirror-forbidden"
-        p = subprocess.run(cmd, capture_output=True, env=env, text=True)
+        p = subprocess.run(cmd, capture_output=True, env=env, text=True, cwd=top)
         assert p.returncode == 1 and p.stderr.startswith("Error: cannot") and "Traceback" not in p.stderr
     finally:
         shutil.rmtree(top)
 
 
 def test_file_changing_during_add_is_never_recorded_wrong(cli: CLI, tmp_path: Path) -> None:
-    f = tmp_path / "growing"
-    f.write_bytes(os.urandom(20 << 20))
+    """A file rewritten in place while it is added (same size, mtime put back each time, as a
+    careless rsync or an mmap writer would) is either refused or recorded as one whole state."""
+    size = 24 << 20
+    states = [os.urandom(size), os.urandom(size)]
+    whole = []
+    for i, data in enumerate(states):
+        (tmp_path / f"state{i}").write_bytes(data)
+        whole.append(cli("add", "-Q", "--only-hash", tmp_path / f"state{i}").text.strip())
+    f = tmp_path / "changing"
+    f.write_bytes(states[0])
+    mtime = f.stat().st_mtime_ns
     stop = threading.Event()
+    rewrites = [0]
 
-    def grow() -> None:
-        with open(f, "ab") as fh:
+    def rewrite() -> None:
+        fd = os.open(f, os.O_WRONLY)
+        try:
             while not stop.is_set():
-                fh.write(os.urandom(4096))
-                fh.flush()
-                time.sleep(0.001)
+                data = states[(rewrites[0] + 1) % 2]
+                for off in range(0, size, 1 << 20):  # in pieces: a reader can see both states
+                    os.pwrite(fd, data[off:off + (1 << 20)], off)
+                os.utime(f, ns=(mtime, mtime))
+                rewrites[0] += 1
+                time.sleep(0.03 + 0.1 * random.random())  # quiet spells, in which a read may end
+        finally:
+            os.close(fd)
 
-    t = threading.Thread(target=grow)
+    t = threading.Thread(target=rewrite)
     t.start()
     try:
         r = cli("add", "-Q", f, check=False)
     finally:
         stop.set()
         t.join()
-    if r.rc == 0:  # read while quiet: the CID must match the bytes now there, if unchanged since
+    assert rewrites[0] >= 2, "the file was not rewritten while it was added"
+    assert f.stat().st_size == size and f.stat().st_mtime_ns == mtime
+    assert "Traceback" not in r.err
+    if r.rc == 0:
         cid = r.text.strip()
-        assert cli("cat", cid).out == f.read_bytes()[: len(cli("cat", cid).out)]
+        assert cid in whole, f"{cid} is neither whole state ({whole}): a torn read was recorded"
+        assert cli("cat", cid).out in states
     else:
-        assert "changing" in r.err and "Traceback" not in r.err
+        assert r.rc == 1 and r.err.splitlines()[-1].startswith("Error: ") and "kept changing" in r.err
 
 
 def test_vanishing_files_during_add(cli: CLI, tmp_path: Path) -> None:
+    """Files deleted while their directory is added: each one is either in the result whole, or
+    skipped with a warning (gone before it was looked at), or the add fails with one line naming
+    it (gone before it was opened). What is recorded is exactly the files it lists."""
     d = tmp_path / "d"
     d.mkdir()
-    for i in range(3000):
-        (d / f"f{i}").write_bytes(b"x" * 100)
+    n = 3000
+    names = {f"f{i}" for i in range(n)}
+    for name in names:
+        (d / name).write_bytes(b"x" * 100)
     stop = threading.Event()
+    removed = [0]
 
     def remove() -> None:
-        for i in reversed(range(3000)):
+        for i in reversed(range(n)):
             if stop.is_set():
                 return
             (d / f"f{i}").unlink()
+            removed[0] += 1
 
     t = threading.Thread(target=remove)
     t.start()
@@ -220,8 +289,26 @@ def test_vanishing_files_during_add(cli: CLI, tmp_path: Path) -> None:
     finally:
         stop.set()
         t.join()
+    assert removed[0] > 0, "nothing was removed during the add"
     assert "Traceback" not in r.err
-    assert r.rc == 0 or ("vanished" in r.err and len(r.err.strip().splitlines()) >= 1)
+    lines = r.err.splitlines()
+    warned = set()
+    for line in lines[:-1] if r.rc else lines:
+        path = line.removeprefix("ipmirror: warning: ").removesuffix(": vanished during add, skipped")
+        assert path != line and line.startswith("ipmirror: warning: ") and ":" not in path, line
+        warned.add(os.path.basename(path))
+    assert warned <= names
+    if r.rc != 0:
+        assert r.rc == 1 and lines[-1].startswith("Error: ") and lines[-1].endswith(": vanished during add")
+    else:
+        root = r.text.strip()
+        listed = {line.split()[-1] for line in cli("ls", root).text.splitlines()}
+        assert listed <= names and not listed & warned
+        again = tmp_path / "again" / "d"  # the same names, all present: the same directory node
+        again.mkdir(parents=True)
+        for name in listed:
+            (again / name).write_bytes(b"x" * 100)
+        assert cli("add", "-Q", "--only-hash", again).text.strip() == root
     assert cli("repo", "verify").rc == 0
 
 

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -25,12 +22,14 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 
+from _cli import run_cli
 from _fixtures import car_block_map, require_fixtures
 from ipmirror.codec import dagpb, ipns
 from ipmirror.codec import unixfs_pb as ufs
 from ipmirror.codec.car import read_car
 from ipmirror.codec.cid import CID, verify_multihash
-from ipmirror.codec.libp2p_key import PeerID, PrivateKey
+from ipmirror.codec.libp2p_key import PrivateKey
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import InvalidInput
 from ipmirror.gateway.app import make_app
 from ipmirror.gateway.config import GatewayConfig
@@ -161,22 +160,14 @@ class Gateway:
         return self.request("GET", path, {k.replace("_", "-"): v for k, v in headers.items()})
 
 
-def _cli(repo: Path, *args: str | os.PathLike[str]) -> str:
-    env = dict(os.environ, IPMIRROR_PATH=str(repo))
-    p = subprocess.run([sys.executable, "-m", "ipmirror", *map(str, args)], capture_output=True, env=env,
-                       timeout=120)
-    assert p.returncode == 0, p.stderr.decode()
-    return p.stdout.decode()
-
-
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     fixtures = require_fixtures(GC)
     repo_path = tmp_path_factory.mktemp("gateway") / "repo"
-    _cli(repo_path, "dag", "import", *(fixtures / c for c in CARS))
-    _cli(repo_path, "dag", "import", "--pin-roots=false", fixtures / MISSING)  # incomplete on purpose
+    run_cli(repo_path, "dag", "import", *(fixtures / c for c in CARS))
+    run_cli(repo_path, "dag", "import", "--pin-roots=false", fixtures / MISSING)  # incomplete on purpose
     for name, rel in RECORDS.items():
-        _cli(repo_path, "name", "put", name, fixtures / rel)
+        run_cli(repo_path, "name", "put", name, fixtures / rel)
     with Repo.open(repo_path) as repo:
         yield Gateway(repo, fixtures)
 

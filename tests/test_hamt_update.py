@@ -12,12 +12,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from _stores import BACKENDS, open_store
 from ipmirror.codec import dagpb
 from ipmirror.codec.cid import CID
 from ipmirror.codec.unixfs_pb import HAMT_SHARD, UnixFSData
 from ipmirror.mirror.db import MirrorDB
 from ipmirror.mirror.manager import Mirrors
-from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.store.base import Store
 from ipmirror.unixfs.directory import dir_data, estimate
 from ipmirror.unixfs.hamt import HamtUpdate, bucket, build_hamt, name_hash, update_hamt
 from ipmirror.unixfs.importer import AddOptions, Importer
@@ -144,8 +145,8 @@ def top_bucket(name: bytes, fanout: int) -> int:
 
 # -- through mirror sync -----------------------------------------------------------------------
 
-@pytest.fixture
-def hamt_mirror(tmp_path: Path) -> tuple[Path, LmdbStore, Mirrors, MirrorDB]:
+@pytest.fixture(params=BACKENDS)
+def hamt_mirror(tmp_path: Path, request: pytest.FixtureRequest) -> tuple[Path, Store, Mirrors, MirrorDB]:
     src = tmp_path / "src" / "flat"
     src.mkdir(parents=True)
     for i in range(6000):
@@ -153,7 +154,7 @@ def hamt_mirror(tmp_path: Path) -> tuple[Path, LmdbStore, Mirrors, MirrorDB]:
     old = os.stat(src).st_mtime - 10
     for p in [src, *src.iterdir()]:
         os.utime(p, (old, old))
-    store = LmdbStore.open(tmp_path / "blocks")
+    store = open_store(request.param, tmp_path)
     db = MirrorDB.open(tmp_path / "mirrors")
     mirrors = Mirrors(db, store)
     mirrors.add("m", str(tmp_path / "src"), profile="unixfs-v0-2015")
@@ -165,7 +166,7 @@ def full_add(src: Path, profile: str = "unixfs-v0-2015") -> str:
     return str(root.cid)
 
 
-def test_sync_rewrites_only_changed_shards(hamt_mirror: tuple[Path, LmdbStore, Mirrors, MirrorDB]) -> None:
+def test_sync_rewrites_only_changed_shards(hamt_mirror: tuple[Path, Store, Mirrors, MirrorDB]) -> None:
     src, store, mirrors, db = hamt_mirror
     try:
         v1 = mirrors.sync("m")
@@ -189,8 +190,9 @@ def test_sync_rewrites_only_changed_shards(hamt_mirror: tuple[Path, LmdbStore, M
         store.close()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("profile", ["unixfs-v0-2015", "unixfs-v1-2025"])
-def test_sync_across_the_hamt_threshold(tmp_path: Path, profile: str) -> None:
+def test_sync_across_the_hamt_threshold(tmp_path: Path, profile: str, backend: str) -> None:
     """A directory that grows into a HAMT, is updated as one, and shrinks back to a flat node:
     every version equals a full add (the size estimate kept in the index stays exact)."""
     src = tmp_path / "src"
@@ -208,7 +210,7 @@ def test_sync_across_the_hamt_threshold(tmp_path: Path, profile: str) -> None:
     limit = bisect.bisect_left(range(3000), True,  # the first count that makes a HAMT
                                key=lambda n: prof.shards(estimate(prof, items[:n], dir_data(None, None))))
     assert 500 < limit < 2000
-    store = LmdbStore.open(tmp_path / "blocks")
+    store = open_store(backend, tmp_path)
     db = MirrorDB.open(tmp_path / "mirrors")
     try:
         mirrors = Mirrors(db, store)
@@ -238,7 +240,7 @@ def test_sync_across_the_hamt_threshold(tmp_path: Path, profile: str) -> None:
         store.close()
 
 
-def is_hamt(store: LmdbStore, root: str, name: str) -> bool:
+def is_hamt(store: Store, root: str, name: str) -> bool:
     top = dagpb.decode(store.get(CID.parse(root)))
     (link,) = [link for link in top.links if link.name == name]
     data = UnixFSData.decode(dagpb.decode(store.get(link.hash)).data or b"")

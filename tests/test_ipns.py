@@ -17,9 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from _fixtures import require_fixtures
-from ipmirror.codec import dagcbor, ipns
+from ipmirror.codec import dagcbor, ipns, rfc3339
 from ipmirror.codec.ipns import HOUR, MINUTE, SECOND, IpnsEntry, RecordData
-from ipmirror.codec.libp2p_key import PeerID, PrivateKey, pb_bytes_field
+from ipmirror.codec.libp2p_key import PrivateKey
+from ipmirror.codec.peerid import PeerID
+from ipmirror.codec.protowire import pb_bytes_field
 from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, StoreError
 from ipmirror.naming import names as names_mod
 from ipmirror.naming.keystore import Keystore
@@ -330,7 +332,7 @@ def test_compare() -> None:
     ("0000-01-01T00:00:00Z", -62167219200 * SECOND),
 ])
 def test_parse_rfc3339(text: str, ns: int) -> None:
-    assert ipns.parse_rfc3339(text) == ns
+    assert rfc3339.parse_rfc3339(text) == ns
 
 
 @pytest.mark.parametrize("text", ["1970-01-01 00:00:00Z", "1970-01-01T00:00:00", "1970-01-01t00:00:00z",
@@ -339,25 +341,25 @@ def test_parse_rfc3339(text: str, ns: int) -> None:
                                   "١٩٧٠-01-01T00:00:00Z"])
 def test_parse_rfc3339_rejects(text: str) -> None:
     with pytest.raises(InvalidInput):
-        ipns.parse_rfc3339(text)
+        rfc3339.parse_rfc3339(text)
 
 
 @settings(max_examples=300, deadline=None)
 @given(st.integers(min_value=-62167219200 * SECOND, max_value=253402300800 * SECOND - 1))
 def test_rfc3339_round_trip(ns: int) -> None:
-    text = ipns.format_rfc3339(ns)
-    assert ipns.parse_rfc3339(text) == ns
+    text = rfc3339.format_rfc3339(ns)
+    assert rfc3339.parse_rfc3339(text) == ns
     assert text.endswith("Z")
     if "." in text:
         assert not text.endswith("0Z")  # Go's RFC3339Nano drops trailing zeros
 
 
 def test_format_rfc3339_like_go() -> None:
-    assert ipns.format_rfc3339(0) == "1970-01-01T00:00:00Z"
-    assert ipns.format_rfc3339(1_500_000_000) == "1970-01-01T00:00:01.5Z"
-    assert ipns.format_rfc3339(-1) == "1969-12-31T23:59:59.999999999Z"
+    assert rfc3339.format_rfc3339(0) == "1970-01-01T00:00:00Z"
+    assert rfc3339.format_rfc3339(1_500_000_000) == "1970-01-01T00:00:01.5Z"
+    assert rfc3339.format_rfc3339(-1) == "1969-12-31T23:59:59.999999999Z"
     with pytest.raises(InvalidInput):
-        ipns.format_rfc3339(253402300800 * SECOND)
+        rfc3339.format_rfc3339(253402300800 * SECOND)
 
 
 # -- local names: publish, sequence, put, resolve ---------------------------------------------------
@@ -384,10 +386,10 @@ def test_publish_and_resolve(repo: Path) -> None:
     info = names.keys.gen("site")
     pub = names.publish("site", "/ipfs/bafkqaaa")
     assert (pub.name, pub.sequence, pub.value) == (info.id, 0, "/ipfs/bafkqaaa")
-    assert pub.validity == ipns.format_rfc3339(T0 + 48 * HOUR)
+    assert pub.validity == rfc3339.format_rfc3339(T0 + 48 * HOUR)
     for text in ("site", str(info.id), info.id.to_base58(), f"/ipns/{info.id}"):
-        assert names.resolve(text) == "/ipfs/bafkqaaa"
-    assert names.resolve(f"/ipns/{info.id}/a/b") == "/ipfs/bafkqaaa/a/b"
+        assert names.path_of(text) == "/ipfs/bafkqaaa"
+    assert names.path_of(f"/ipns/{info.id}/a/b") == "/ipfs/bafkqaaa/a/b"
     assert names.get_record("site") == pub.record
     assert names.dnslink("site") == f"dnslink=/ipns/{info.id}"
     assert names.names() == [info.id]
@@ -474,7 +476,7 @@ def test_put_record_only_newer(repo: Path) -> None:
         with pytest.raises(Conflict, match="not newer"):
             names.put_record(make(seq, eol), name)
     assert names.put_record(make(5, T0 + 2 * HOUR, "/ipfs/bafkqaaa/x"), name).sequence == 5
-    assert names.resolve(str(name)) == "/ipfs/bafkqaaa/x"
+    assert names.path_of(str(name)) == "/ipfs/bafkqaaa/x"
     assert names.put_record(make(6, T0 + 1), name).sequence == 6
     with pytest.raises(InvalidRecord, match="signature"):  # invalid records never get stored
         names.put_record(ipns.create(key(8), "/ipfs/bafkqaaa", sequence=9, eol_ns=T0 + HOUR, ttl_ns=0), name)
@@ -490,7 +492,7 @@ def test_resolve_expired_record_is_an_error(repo: Path) -> None:
     names.publish("k", "/ipfs/bafkqaaa", lifetime_ns=HOUR)
     clock.now += HOUR
     with pytest.raises(InvalidRecord, match=r"expired at .*publish it again") as exc:
-        names.resolve("k")
+        names.path_of("k")
     assert exc.value.reason == "expired"
 
 
@@ -503,7 +505,7 @@ def test_resolving_again_verifies_only_changed_records(repo: Path,
     names = open_names(repo, clock)
     first = names.keys.gen("k")
     names.publish("k", "/ipfs/bafkqaaa", lifetime_ns=HOUR)
-    assert names.resolve("k") == "/ipfs/bafkqaaa"
+    assert names.path_of("k") == "/ipfs/bafkqaaa"
     checked: list[object] = []
     real = ipns.validate
 
@@ -513,13 +515,13 @@ def test_resolving_again_verifies_only_changed_records(repo: Path,
 
     monkeypatch.setattr(ipns, "validate", counting)
     for _ in range(3):
-        assert names.resolve("k") == "/ipfs/bafkqaaa"
+        assert names.path_of("k") == "/ipfs/bafkqaaa"
     assert checked == []
     open_names(repo, clock).publish("k", "/ipfs/bafkqaaa/next", lifetime_ns=HOUR)  # another process
-    assert names.resolve("k") == "/ipfs/bafkqaaa/next" and len(checked) == 1
+    assert names.path_of("k") == "/ipfs/bafkqaaa/next" and len(checked) == 1
     clock.now += HOUR
     with pytest.raises(InvalidRecord, match="expired"):
-        names.resolve("k")
+        names.path_of("k")
     names.keys.rm("k")
     second = names.keys.gen("k")
     assert names.keys.info("k").id == second.id != first.id
@@ -530,21 +532,21 @@ def test_resolve_recursion_and_lookup(repo: Path) -> None:
     a, b = names.keys.gen("a"), names.keys.gen("b")
     names.publish("a", f"/ipns/{b.id}/sub")
     names.publish("b", "/ipfs/bafkqaaa")
-    assert names.resolve("a") == "/ipfs/bafkqaaa/sub"
-    assert names.resolve("a", recursive=False) == f"/ipns/{b.id}/sub"
-    assert names.resolve("pypi", lookup={"pypi": f"/ipns/{a.id}"}.get) == "/ipfs/bafkqaaa/sub"
+    assert names.path_of("a") == "/ipfs/bafkqaaa/sub"
+    assert names.path_of("a", recursive=False) == f"/ipns/{b.id}/sub"
+    assert names.path_of("pypi", lookup={"pypi": f"/ipns/{a.id}"}.get) == "/ipfs/bafkqaaa/sub"
     with pytest.raises(NotFound, match="cannot resolve /ipns/pypi"):
-        names.resolve("pypi")
+        names.path_of("pypi")
     c = names.keys.gen("c")
     with pytest.raises(NotFound, match=f"no record for {c.id}"):
-        names.resolve("c")
+        names.path_of("c")
     names.publish("c", f"/ipns/{c.id}")  # a cycle
     with pytest.raises(InvalidInput, match="32 steps"):
-        names.resolve("c")
+        names.path_of("c")
     names.publish("b", "/ipns/example.com")
     with pytest.raises(NotFound, match="DNSLink"):
-        names.resolve("b")
-    assert names.resolve("b", recursive=False) == "/ipns/example.com"
+        names.path_of("b")
+    assert names.path_of("b", recursive=False) == "/ipns/example.com"
 
 
 def test_content_path() -> None:

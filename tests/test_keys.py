@@ -20,7 +20,8 @@ from _fixtures import require_fixtures
 from conftest import CLI
 from ipmirror.cli.naming import format_duration, parse_duration
 from ipmirror.codec.cid import CID, IDENTITY, SHA2_256
-from ipmirror.codec.libp2p_key import KeyType, PeerID, PrivateKey, PublicKey
+from ipmirror.codec.libp2p_key import KeyType, PrivateKey, PublicKey
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, DecodeError, InvalidInput, NotFound, UnsupportedFormat
 from ipmirror.naming.keystore import Keystore
 

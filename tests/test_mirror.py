@@ -1,4 +1,7 @@
-"""Mirror sync: incremental results equal a full re-add, only changes are read, crashes are safe."""
+"""Mirror sync: incremental results equal a full re-add, only changes are read, crashes are safe.
+
+The sync tests run on every block store backend (``_stores.BACKENDS``); the CLI ones on the
+repository's (LMDB)."""
 
 from __future__ import annotations
 
@@ -19,22 +22,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _stores import BACKENDS, open_store
 from conftest import CLI
-from ipmirror.codec.cid import CID
+from ipmirror.codec.cid import CID, RAW
+from ipmirror.dag import gc
+from ipmirror.errors import InvalidInput
 from ipmirror.mirror import sync as sync_mod
 from ipmirror.mirror.db import MirrorDB
 from ipmirror.mirror.manager import Mirrors
-from ipmirror.store import gc
-from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.store.base import NoCopyStore
 from ipmirror.unixfs.importer import AddOptions, Importer
 from ipmirror.unixfs.profile import PRESETS
 
 
 class Env:
-    def __init__(self, root: Path, profile: str = "unixfs-v1-2025") -> None:
+    def __init__(self, root: Path, profile: str = "unixfs-v1-2025", backend: str = "lmdb") -> None:
         self.dir = root / "src"
         self.dir.mkdir()
-        self.store = LmdbStore.open(root / "blocks")
+        self.store = open_store(backend, root)
         self.db = MirrorDB.open(root / "mirrors")
         self.mirrors = Mirrors(self.db, self.store)
         self.profile = profile
@@ -49,9 +54,9 @@ class Env:
         self.store.close()
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[Env]:
-    e = Env(tmp_path)
+@pytest.fixture(params=BACKENDS)
+def env(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Env]:
+    e = Env(tmp_path, backend=request.param)
     yield e
     e.close()
 
@@ -114,8 +119,9 @@ def test_checksum_reads_everything(env: Env) -> None:
     assert v.read_files == 5 and v.root == env.full_add()
 
 
-def test_hamt_directory_sync_and_diff(tmp_path: Path) -> None:
-    e = Env(tmp_path, "unixfs-v0-2015")
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hamt_directory_sync_and_diff(tmp_path: Path, backend: str) -> None:
+    e = Env(tmp_path, "unixfs-v0-2015", backend)
     try:
         for i in range(6000):
             write(e.dir / "flat" / f"package-{i:05d}.tar.gz", b"%d" % i)
@@ -145,16 +151,48 @@ def test_retention_unpins_old_versions(env: Env) -> None:
     assert env.store.pins() == []
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nocopy_needs_a_store_that_keeps_references(tmp_path: Path, backend: str) -> None:
+    """A --nocopy mirror syncs to references on a store with the NoCopyStore capability; on one
+    without it, adding such a mirror or syncing one is a clear error that changes nothing."""
+    e = Env(tmp_path, backend=backend)
+    try:
+        data = os.urandom(5000)
+        write(e.dir / "f", data)
+        age(e.dir)
+        if isinstance(e.store, NoCopyStore):
+            e.mirrors.add("n", str(e.dir), profile="unixfs-v1-2025", hidden=True, nocopy=True)
+            v = e.mirrors.sync("n")
+            assert v.root == e.full_add() and v.nocopy
+            leaf = CID.hash(RAW, data)  # the file is one raw leaf: referenced, not copied
+            assert [mh for mh, _ in e.store.iter_refs()] == [leaf.multihash] and e.store.is_ref(leaf)
+            return
+        with pytest.raises(InvalidInput, match="--nocopy needs a block store that keeps no-copy references"):
+            e.mirrors.add("n", str(e.dir), profile="unixfs-v1-2025", nocopy=True)
+        assert e.db.get_mirror("n") is None
+        m = e.mirrors.get("m")  # a --nocopy mirror made where references could be kept
+        m.nocopy = True
+        e.db.put_mirror(m)
+        with pytest.raises(InvalidInput, match="mirror m: --nocopy needs"):
+            e.mirrors.sync("m")
+        after = e.mirrors.get("m")
+        assert (after.gen, after.completed_gen) == (m.gen, m.completed_gen) and e.mirrors.log("m") == []
+        assert e.store.stat().blocks == 0
+    finally:
+        e.close()
+
+
 class Stop(Exception):
     pass
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["c", "python"])
-def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path, kind: str) -> None:
+def test_interrupted_syncs_then_resumed_equal_full_add(tmp_path: Path, kind: str, backend: str) -> None:
     """A sync that stops after its k-th event (records of finished directories committed, the
     version not written) followed by a full sync gives the root of a full add, for every k: the
     next sync never trusts a directory node that the interrupted one may have made stale."""
-    e = Env(tmp_path)
+    e = Env(tmp_path, backend=backend)
     e.mirrors = Mirrors(e.db, e.store, batch_bytes=1)  # commit (and flush the index) at every block
     rng = random.Random(7)
     restore = contextlib.ExitStack()
@@ -272,12 +310,14 @@ def test_c_scanner_is_built() -> None:
     assert sync_mod._scan is not None
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("kind", ["c", "python"])
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=st.lists(st.lists(OPS, min_size=1, max_size=6), min_size=1, max_size=4))
-def test_synced_root_equals_full_add(kind: str, steps: list[list[tuple[str, str, object]]]) -> None:
+def test_synced_root_equals_full_add(kind: str, backend: str,
+                                     steps: list[list[tuple[str, str, object]]]) -> None:
     with tempfile.TemporaryDirectory() as tmp, scanner(kind):
-        e = Env(Path(tmp))
+        e = Env(Path(tmp), backend=backend)
         try:
             for batch in steps:
                 for op in batch:

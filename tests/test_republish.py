@@ -34,10 +34,10 @@ def test_republish_keeps_a_quiet_name_alive(tmp_path: Path) -> None:
         clock.now += 24 * HOUR
         done = names.republish(within_ns=25 * HOUR, lifetime_ns=48 * HOUR)
         assert [p.value for p in done] == ["/ipfs/bafkqaaa"], day
-        assert names.resolve("mirror") == "/ipfs/bafkqaaa"
+        assert names.path_of("mirror") == "/ipfs/bafkqaaa"
     rec = names.record("mirror")
     assert rec.sequence > first.sequence and rec.ttl_ns == 300 * 10**9
     ipns.validate(rec.raw, rec.name, clock.now)
     clock.now += 72 * HOUR  # nobody republished: the record expires and says so
     with pytest.raises(InvalidRecord, match="expired"):
-        names.resolve("mirror")
+        names.path_of("mirror")

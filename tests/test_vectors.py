@@ -28,7 +28,7 @@ from ipmirror.cli.main import main as cli_main
 from ipmirror.unixfs.directory import dir_data, estimate
 from ipmirror.unixfs.importer import AddOptions, Importer
 from ipmirror.unixfs.nodes import Entry
-from ipmirror.unixfs.profile import resolve
+from ipmirror.unixfs.profile import from_preset
 
 VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
 RUN_SLOW_BY_DEFAULT = True  # gib_plus1: ~7 s for its 5 vectors + fingerprint (2 cores)
@@ -96,7 +96,7 @@ def _root(result: Any) -> Entry:
 
 
 def import_vector(v: dict[str, Any], path: Path, **kw: Any) -> Entry:
-    profile = resolve(v["profile"], **v["resolve"])
+    profile = from_preset(v["profile"], **v["resolve"])
     o = v["options"]
     opts = AddOptions(profile, hidden=True, preserve_mode=o["preserve_mode"],
                       preserve_mtime=o["preserve_mtime"], wrap=o["wrap"])
@@ -128,7 +128,7 @@ def test_vector(vector: dict[str, Any], corpus_dir: Corpus, capsys: pytest.Captu
 
 # -- the threshold cases sit where they claim to --------------------------------------------------
 
-THRESHOLDS = [  # (case, profile, resolve overrides, estimate)
+THRESHOLDS = [  # (case, profile, from_preset overrides, estimate)
     ("hamt_lt", "kubo-0.22", {}, 262143),
     ("hamt_eq", "kubo-0.22", {}, 262144),
     ("hamt_gt", "kubo-0.22", {}, 262145),
@@ -146,14 +146,14 @@ def test_threshold_case_estimate(case: str, profile: str, kw: dict[str, Any], wa
                                  corpus_dir: Corpus) -> None:
     """The directory's size estimate under the profile is exactly what the case is named for."""
     path = corpus_dir.path(case)
-    prof = resolve(profile, **kw)
+    prof = from_preset(profile, **kw)
     children: list[tuple[bytes, Entry]] = []
 
     def added(a: Any) -> None:
         if a.kind == "file":
             children.append((os.fsencode(a.path.rsplit("/", 1)[1]), a.entry))
 
-    Importer(AddOptions(prof, hidden=True), on_added=added).add_paths([path])
+    Importer(AddOptions(prof, hidden=True), on_event=added).add_paths([path])
     assert len(children) == len(os.listdir(path))
     assert estimate(prof, children, dir_data(None, None)) == want
     if prof.hamt_estimate == "block-bytes":

@@ -15,11 +15,13 @@ builtin it most resembles, so callers may catch either::
     ├── PathNotFound (LookupError)          a path under a root does not exist
     ├── Corrupt (RuntimeError)              stored bytes do not hash to their key
     ├── StoreError (OSError)                the repository cannot be opened/used (locked, permissions)
+    ├── SourceError (OSError)               a file being added/synced cannot be read (unreadable,
+    │                                       vanished, kept changing while read)
     └── Conflict (FileExistsError)          an output or name exists already and may not be replaced
 
-The CLI maps ``InvalidInput``/``NotFound``/``PathNotFound``/``Corrupt``/``StoreError``/``Conflict``
-to a one-line message and exit status 1; anything else is a bug (one line plus a hint, or a
-traceback with ``--debug``).
+The CLI maps every ``IpmirrorError`` (``InvalidInput``, ``NotFound``, ``PathNotFound``, ``Corrupt``,
+``StoreError``, ``SourceError``, ``Conflict``) to a one-line message and exit status 1; anything
+else is a bug (one line plus a hint, or a traceback with ``--debug``).
 """
 
 from __future__ import annotations
@@ -80,6 +82,11 @@ class Corrupt(IpmirrorError, RuntimeError):
 
 class StoreError(IpmirrorError, OSError):
     """The repository cannot be opened or used."""
+
+
+class SourceError(IpmirrorError, OSError):
+    """A file or directory being imported cannot be read: unreadable, vanished, or it kept
+    changing while it was read."""
 
 
 class Conflict(IpmirrorError, FileExistsError):

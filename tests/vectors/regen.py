@@ -25,10 +25,10 @@ Environment:
   IPMIRROR_JS_DIR     npm install dir for js_vectors.mjs (default $KUBOREF/js).
   NODE                node binary (default: node on PATH).
 
-Every vector records the corpus case, our profile name, the ``resolve()`` overrides, the
-``AddOptions`` flags, the equivalent ``ipmirror add`` argument list (``{path}`` stands for the
-case's path), the expected CID, the reference that produced it, the exact reference command, any
-cross-check and a note. Nothing is machine-specific: paths are left out.
+Every vector records the corpus case, our profile name, the ``profile.from_preset()`` overrides
+(field ``resolve``), the ``AddOptions`` flags, the equivalent ``ipmirror add`` argument list
+(``{path}`` stands for the case's path), the expected CID, the reference that produced it, the
+exact reference command, any cross-check and a note. Nothing is machine-specific: paths are left out.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ MULTI_CHUNK_ONLY = {"meta_multi", "meta_file"}
 class Spec:
     case: str
     profile: str
-    kw: dict[str, Any] = field(default_factory=dict)  # resolve() overrides
+    kw: dict[str, Any] = field(default_factory=dict)  # profile.from_preset() overrides
     mode: bool = False
     mtime: bool = False
     wrap: bool = False

@@ -8,8 +8,8 @@ import sys
 import time
 
 from ipmirror.cli.common import Ctx, add_bool
-from ipmirror.unixfs.importer import Added, AddOptions, Importer
-from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, resolve
+from ipmirror.unixfs.importer import AddOptions, Importer, ImportEvent
+from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, from_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -51,14 +51,14 @@ def run(ctx: Ctx) -> int:
         repo = ctx.open_repo()
     try:
         base = a.profile or (repo.profile.name if repo is not None else DEFAULT_PROFILE)
-        profile = resolve(base, cid_version=a.cid_version, raw_leaves=a.raw_leaves, chunker=a.chunker,
-                          max_links=a.max_links, trickle=a.trickle or None, inline=a.inline or None,
-                          inline_limit=a.inline_limit if a.inline else None, hamt_switch=a.hamt_switch)
+        profile = from_preset(base, cid_version=a.cid_version, raw_leaves=a.raw_leaves, chunker=a.chunker,
+                              max_links=a.max_links, trickle=a.trickle or None, inline=a.inline or None,
+                              inline_limit=a.inline_limit if a.inline else None, hamt_switch=a.hamt_switch)
         opts = AddOptions(profile, hidden=a.hidden, preserve_mode=a.preserve_mode,
                           preserve_mtime=a.preserve_mtime, wrap=a.wrap_with_directory)
         progress = _Progress(ctx) if a.progress and sys.stderr.isatty() else None
 
-        def on_added(ev: Added) -> None:
+        def on_event(ev: ImportEvent) -> None:
             if ev.entry is None:
                 return
             if progress is not None:
@@ -74,10 +74,10 @@ def run(ctx: Ctx) -> int:
                 ctx.print(f"added {ev.entry.cid} {ev.path}".rstrip())
 
         if repo is None:
-            roots = Importer(opts, None, on_added=on_added, on_warning=ctx.warn).add_paths(a.paths)
+            roots = Importer(opts, None, on_event=on_event, on_warning=ctx.warn).add_paths(a.paths)
         else:
             with repo.store.session(batch_bytes=repo.batch_bytes) as s:
-                imp = Importer(opts, s.put, on_added=on_added, on_warning=ctx.warn)
+                imp = Importer(opts, s.put, on_event=on_event, on_warning=ctx.warn)
                 roots = imp.add_paths(a.paths)
                 if a.pin:
                     for r in roots:
@@ -100,7 +100,7 @@ class _Progress:
         self.bytes = 0
         self.last = 0.0
 
-    def tick(self, ev: Added) -> None:
+    def tick(self, ev: ImportEvent) -> None:
         if ev.kind == "file" and ev.entry is not None:
             self.files += 1
             self.bytes += ev.entry.size

@@ -6,14 +6,15 @@ import argparse
 import json
 import sys
 
-from ipmirror.car import export_car, import_car
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import dagpb
-from ipmirror.codec.cid import CID, CODEC_NAMES
+from ipmirror.codec.cid import CID, CODEC_NAMES, RAW
+from ipmirror.dag import gc as gcmod
+from ipmirror.dag.car_io import export_car, import_car
+from ipmirror.dag.walk import walk
 from ipmirror.errors import DecodeError, InvalidInput, NotFound
 from ipmirror.node import Repo
-from ipmirror.store import gc as gcmod
-from ipmirror.store.dag import walk
+from ipmirror.store.base import Compactable
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
 from ipmirror.unixfs.resolve import Resolver, parse_path
 
@@ -257,6 +258,9 @@ def repo_gc(ctx: Ctx) -> int:
             freed = max(0, before.block_bytes - after.block_bytes)
             ctx.print(f"removed {res.removed} blocks ({freed} bytes)")
         if ctx.args.compact:
+            if not isinstance(repo.store, Compactable):
+                ctx.err.write("compaction skipped: this block store cannot be compacted\n")
+                return 1
             given = repo.store.compact()
             if given is None:
                 ctx.err.write("compaction skipped: another process is using the repository\n")
@@ -270,7 +274,7 @@ def repo_verify(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         rep = gcmod.verify(repo.store)
         for mh in rep.corrupt:
-            ctx.print(f"corrupt: block {CID(1, 0x55, mh)} does not match its hash")
+            ctx.print(f"corrupt: block {CID(1, RAW, mh)} does not match its hash")
         for root, missing in rep.missing:
             ctx.print(f"missing: block {missing} (pinned under {root}) is not in the store")
         for root, msg in rep.undecodable:
@@ -278,7 +282,7 @@ def repo_verify(ctx: Ctx) -> int:
         for _mh, why in rep.stale:
             ctx.print(f"stale: {why}")
         for mh in rep.unverifiable:
-            ctx.print(f"skipped: block {CID(1, 0x55, mh)} uses a hash function ipmirror cannot check")
+            ctx.print(f"skipped: block {CID(1, RAW, mh)} uses a hash function ipmirror cannot check")
         refs = f" and {rep.refs} no-copy references ({len(rep.stale)} stale)" if rep.refs else ""
         if rep.ok:
             ctx.print(f"verified {rep.blocks} blocks{refs}: ok")

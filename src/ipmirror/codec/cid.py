@@ -32,8 +32,10 @@ DAG_PB: Final = 0x70
 DAG_CBOR: Final = 0x71
 DAG_JSON: Final = 0x0129
 LIBP2P_KEY: Final = 0x72
+JSON: Final = 0x0200
+CBOR: Final = 0x51
 CODEC_NAMES: Final = {RAW: "raw", DAG_PB: "dag-pb", DAG_CBOR: "dag-cbor", DAG_JSON: "dag-json",
-                      LIBP2P_KEY: "libp2p-key", 0x0200: "json", 0x51: "cbor"}
+                      LIBP2P_KEY: "libp2p-key", JSON: "json", CBOR: "cbor"}
 
 # multihashes
 IDENTITY: Final = 0x00

@@ -18,12 +18,21 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from ipmirror.codec import varint
 from ipmirror.codec.cid import CID
 from ipmirror.errors import DecodeError, InvalidCID, InvalidInput
+
+# field tags (field number << 3 | wire type): PBNode.Data = 1, PBNode.Links = 2 (length-delimited);
+# PBLink.Hash = 1, PBLink.Name = 2 (length-delimited), PBLink.Tsize = 3 (varint)
+_TAG_DATA: Final = b"\x0a"
+_TAG_LINKS: Final = b"\x12"
+_TAG_HASH: Final = b"\x0a"
+_TAG_NAME: Final = b"\x12"
+_TAG_TSIZE: Final = b"\x18"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +57,31 @@ def name_bytes(name: str) -> bytes:
 
 def _encode_link(link: PBLink) -> bytes:
     h = link.hash.buffer
-    parts = [b"\x0a", varint.encode(len(h)), h]
+    parts = [_TAG_HASH, varint.encode(len(h)), h]
     if link.name is not None:
         nb = name_bytes(link.name)
-        parts += [b"\x12", varint.encode(len(nb)), nb]
+        parts += [_TAG_NAME, varint.encode(len(nb)), nb]
     if link.tsize is not None:
         if not 0 <= link.tsize < 1 << 64:
             raise InvalidInput("link Tsize must be a uint64")
-        parts += [b"\x18", varint.encode(link.tsize)]
+        parts += [_TAG_TSIZE, varint.encode(link.tsize)]
     return b"".join(parts)
+
+
+def encode_link(link: PBLink) -> bytes:
+    """One link as it appears in an encoded node (its ``Links`` tag and length included): what
+    :func:`split` returns as a link's encoded bytes, and what :func:`join` takes."""
+    body = _encode_link(link)
+    return b"".join((_TAG_LINKS, varint.encode(len(body)), body))
+
+
+def join(encoded_links: Iterable[bytes], data: bytes | None) -> bytes:
+    """A node from links already encoded (by :func:`encode_link`, or copied from :func:`split`),
+    in the order given, which must be the sort order by Name, then ``data``. The fast path of
+    directory updates: unchanged links are copied as bytes, not decoded and encoded again."""
+    if data is None:
+        return b"".join(encoded_links)
+    return b"".join((*encoded_links, _TAG_DATA, varint.encode(len(data)), data))
 
 
 def encode_links(links: Sequence[PBLink], data: bytes | None) -> bytes:
@@ -69,14 +94,19 @@ def encode_links(links: Sequence[PBLink], data: bytes | None) -> bytes:
             raise InvalidInput("links must be sorted by Name bytes")
         prev = nb
         body = _encode_link(link)
-        out.append(b"\x12")
+        out.append(_TAG_LINKS)
         out.append(varint.encode(len(body)))
         out.append(body)
     if data is not None:
-        out.append(b"\x0a")
+        out.append(_TAG_DATA)
         out.append(varint.encode(len(data)))
         out.append(data)
     return b"".join(out)
+
+
+def encoded_data_size(data_len: int) -> int:
+    """Bytes the ``Data`` field adds to an encoded node (tag and length prefix included)."""
+    return 1 + varint.size(data_len) + data_len
 
 
 def encode(node: PBNode) -> bytes:
@@ -116,7 +146,7 @@ def _split(block: bytes) -> tuple[list[RawLink], bytes]:
         stop = body + n
         if stop > end:
             raise DecodeError("truncated")
-        if tag == 0x0A:
+        if tag == 0x0A:  # the tags of _TAG_DATA, _TAG_LINKS; in a link _TAG_TSIZE, _TAG_HASH, _TAG_NAME
             data = block[body:stop]
         elif tag == 0x12:
             name, tsize, cid = "", -1, b""

@@ -1,15 +1,13 @@
-"""libp2p keys and peer IDs (pure): the ``PublicKey``/``PrivateKey`` protobufs, signing, names.
+"""libp2p keys (pure): the ``PublicKey``/``PrivateKey`` protobufs and signing.
 
 Usage::
 
     sk = PrivateKey.from_ed25519_seed(seed32)           # or PrivateKey.from_bytes(kubo_export)
     pk = sk.public_key()
-    pid = PeerID.from_public_key(pk)
-    str(pid)                # 'k51qzi5uqu5d…' (CIDv1, libp2p-key, base36: how IPNS names print)
-    pid.to_base58()         # '12D3KooW…' (legacy form; 'Qm…' for hashed keys)
-    PeerID.parse("12D3KooW…") == PeerID.parse("k51qzi5uqu5d…")
+    sig = sk.sign(b"message"); pk.verify(b"message", sig)
+    PeerID.from_public_key(pk)                          # peer IDs: codec/peerid.py
 
-Rules kept here (libp2p ``peer-ids/peer-ids.md``; ipfs/specs ``ipns/ipns-record.md``):
+Rules kept here (libp2p ``peer-ids/peer-ids.md``):
 
 - Both messages are ``{1: KeyType Type (varint), 2: bytes Data}``. We always *write* the
   deterministic form (Type then Data, minimal varints, both fields, nothing else); we *read* as
@@ -22,14 +20,10 @@ Rules kept here (libp2p ``peer-ids/peer-ids.md``; ipfs/specs ``ipns/ipns-record.
 - RSA keys must have 2048..8192 bits, like go-libp2p.
 - Signatures: Ed25519 per RFC 8032; RSA is RSASSA-PKCS1-v1_5 with SHA-256; ECDSA and secp256k1 are
   DER ECDSA signatures over SHA-256 (secp256k1 signatures are written low-S, as btcec does).
-- A peer ID is the multihash of the encoded ``PublicKey``: identity when it is at most 42 bytes
-  (Ed25519, secp256k1), sha2-256 otherwise (RSA, ECDSA). Text forms parsed: bare base58btc
-  multihashes starting ``1`` or ``Qm``, and multibase CIDv1 whose codec is libp2p-key (0x72).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
@@ -39,19 +33,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from ipmirror.codec import multibase, varint
-from ipmirror.codec.cid import (
-    CID,
-    IDENTITY,
-    LIBP2P_KEY,
-    SHA2_256,
-    decode_multihash,
-    multihash_identity,
-    multihash_sha256,
-)
-from ipmirror.errors import DecodeError, InvalidCID, InvalidInput, UnsupportedFormat
+from ipmirror.codec.protowire import WIRE_LEN, WIRE_VARINT, pb_bytes_field, pb_fields, pb_varint_field
+from ipmirror.errors import DecodeError, InvalidInput, UnsupportedFormat
 
-MAX_INLINE_KEY_LENGTH: Final = 42  # encoded public keys up to this size are inlined in the peer ID
 MIN_RSA_BITS: Final = 2048
 MAX_RSA_BITS: Final = 8192
 _SECP256K1_ORDER: Final = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -72,70 +56,6 @@ class KeyType(IntEnum):
 
 _LABELS: Final = {KeyType.RSA: "rsa", KeyType.ED25519: "ed25519", KeyType.SECP256K1: "secp256k1",
                   KeyType.ECDSA: "ecdsa"}
-
-
-# -- a minimal protobuf wire reader (shared with the IPNS record codec) ---------------------------
-
-WIRE_VARINT: Final = 0
-WIRE_I64: Final = 1
-WIRE_LEN: Final = 2
-WIRE_I32: Final = 5
-
-
-def pb_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """A protobuf varint at ``pos`` (up to 10 bytes, 64 bits; non-minimal forms allowed)."""
-    result = 0
-    for i in range(10):
-        if pos >= len(buf):
-            raise DecodeError("truncated protobuf varint")
-        b = buf[pos]
-        pos += 1
-        if i == 9 and b > 1:
-            raise DecodeError("protobuf varint overflows 64 bits")
-        result |= (b & 0x7F) << (7 * i)
-        if not b & 0x80:
-            return result, pos
-    raise DecodeError("protobuf varint overflows 64 bits")
-
-
-def pb_fields(buf: bytes) -> Iterator[tuple[int, int, int | bytes]]:
-    """Yield ``(field_number, wire_type, value)`` for each field of a protobuf message.
-
-    Varints come back as ``int``, length-delimited fields as ``bytes``, fixed-size fields as
-    their raw ``bytes``. Groups (wire types 3 and 4) and field number 0 are errors.
-    """
-    pos = 0
-    end = len(buf)
-    while pos < end:
-        tag, pos = pb_varint(buf, pos)
-        field, wire = tag >> 3, tag & 7
-        if field == 0 or field > 0x1FFFFFFF:
-            raise DecodeError(f"invalid protobuf field number {field}")
-        if wire == WIRE_VARINT:
-            value, pos = pb_varint(buf, pos)
-            yield field, wire, value
-        elif wire == WIRE_LEN:
-            length, pos = pb_varint(buf, pos)
-            if length > end - pos:
-                raise DecodeError(f"protobuf field {field} is truncated")
-            yield field, wire, buf[pos:pos + length]
-            pos += length
-        elif wire in (WIRE_I64, WIRE_I32):
-            n = 8 if wire == WIRE_I64 else 4
-            if n > end - pos:
-                raise DecodeError(f"protobuf field {field} is truncated")
-            yield field, wire, buf[pos:pos + n]
-            pos += n
-        else:
-            raise DecodeError(f"protobuf wire type {wire} (field {field}) is not supported")
-
-
-def pb_bytes_field(field: int, value: bytes) -> bytes:
-    return varint.encode(field << 3 | WIRE_LEN) + varint.encode(len(value)) + value
-
-
-def pb_varint_field(field: int, value: int) -> bytes:
-    return varint.encode(field << 3 | WIRE_VARINT) + varint.encode(value)
 
 
 def _encode_key(key_type: KeyType, data: bytes) -> bytes:
@@ -254,6 +174,8 @@ class PublicKey:
         return hash((self.type, self.data))
 
     def __repr__(self) -> str:
+        from ipmirror.codec.peerid import PeerID  # peerid imports this module
+
         return f"PublicKey({self.type.label}, {PeerID.from_public_key(self)})"
 
 
@@ -382,94 +304,6 @@ class PrivateKey:
         return sig
 
     def __repr__(self) -> str:
+        from ipmirror.codec.peerid import PeerID  # peerid imports this module
+
         return f"PrivateKey({self.type.label}, {PeerID.from_public_key(self.public_key())})"
-
-
-# -- peer IDs -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True, slots=True)
-class PeerID:
-    """A peer ID: the multihash of an encoded public key (identity or sha2-256).
-
-    ``str()`` gives the IPNS name form (CIDv1, libp2p-key, base36 ``k…``).
-    """
-
-    multihash: bytes
-
-    def __post_init__(self) -> None:
-        try:
-            code, digest = decode_multihash(self.multihash)
-        except (DecodeError, InvalidCID) as e:
-            raise InvalidInput(f"invalid peer ID multihash: {e}") from None
-        if code == SHA2_256 and len(digest) != 32:
-            raise InvalidInput("invalid peer ID: a sha2-256 digest is 32 bytes")
-        if code not in (IDENTITY, SHA2_256):
-            raise UnsupportedFormat(f"peer IDs hashed with 0x{code:x} are not supported")
-
-    @classmethod
-    def from_public_key(cls, key: PublicKey) -> PeerID:
-        raw = key.to_bytes()
-        if len(raw) <= MAX_INLINE_KEY_LENGTH:
-            return cls(multihash_identity(raw))
-        return cls(multihash_sha256(raw))
-
-    @classmethod
-    def from_cid(cls, cid: CID) -> PeerID:
-        if cid.version != 1 or cid.codec != LIBP2P_KEY:
-            raise InvalidInput(f"CID {cid} is not a libp2p-key CID, so it is not a peer ID")
-        return cls(cid.multihash)
-
-    @classmethod
-    def parse(cls, text: str) -> PeerID:
-        """Parse a peer ID or IPNS name: ``12D3KooW…``/``Qm…`` (base58btc multihash) or a
-        multibase libp2p-key CIDv1 (``k51…``, ``bafz…``)."""
-        text = text.strip()
-        if text.startswith(("1", "Qm")):
-            try:
-                return cls(multibase.b58decode(text))
-            except DecodeError as e:
-                raise InvalidInput(f"invalid peer ID {_short(text)}: {e}") from None
-        try:
-            cid = CID.parse(text)
-        except InvalidCID as e:
-            raise InvalidInput(f"invalid peer ID or IPNS name {_short(text)}: {e}") from None
-        return cls.from_cid(cid)
-
-    @property
-    def is_identity(self) -> bool:
-        return self.multihash[0] == IDENTITY
-
-    def public_key(self) -> PublicKey | None:
-        """The public key inlined in an identity peer ID, or ``None`` for a hashed one."""
-        code, digest = decode_multihash(self.multihash)
-        if code != IDENTITY:
-            return None
-        return PublicKey.from_bytes(digest)
-
-    def matches(self, key: PublicKey) -> bool:
-        """True if this is the peer ID of ``key``."""
-        return PeerID.from_public_key(key) == self
-
-    @property
-    def cid(self) -> CID:
-        return CID(1, LIBP2P_KEY, self.multihash)
-
-    def to_base58(self) -> str:
-        """Legacy text form: the bare multihash in base58btc (``12D3KooW…`` or ``Qm…``)."""
-        return multibase.b58encode(self.multihash)
-
-    def to_base36(self) -> str:
-        return self.cid.encode("k")
-
-    def to_base32(self) -> str:
-        return self.cid.encode("b")
-
-    def __str__(self) -> str:
-        return self.to_base36()
-
-    def __repr__(self) -> str:
-        return f"PeerID({self.to_base36()!r})"
-
-
-def _short(text: str) -> str:
-    return repr(text if len(text) <= 80 else text[:77] + "...")

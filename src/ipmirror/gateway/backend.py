@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from urllib.parse import quote, urlsplit
 from aiohttp import web
 
 from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import InvalidCID, InvalidInput, UnsupportedFormat
 from ipmirror.gateway import ipns_routes
 from ipmirror.gateway.backend import Backend

@@ -26,7 +26,7 @@ import time
 from aiohttp import web
 
 from ipmirror.codec import ipns
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, UnsupportedFormat
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.headers import content_disposition, etag_matches

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlencode
 
-from ipmirror.codec.cid import DAG_CBOR, DAG_JSON
+from ipmirror.codec.cid import CBOR, DAG_CBOR, DAG_JSON, JSON
 from ipmirror.errors import InvalidInput
 
 RAW_TYPE: Final = "application/vnd.ipld.raw"
@@ -39,7 +39,7 @@ FORMATS: Final = {"raw": RAW_TYPE, "car": CAR_TYPE, "tar": TAR_TYPE, "ipns-recor
                   "dag-json": "application/vnd.ipld.dag-json", "dag-cbor": "application/vnd.ipld.dag-cbor",
                   "json": "application/json", "cbor": "application/cbor"}
 # the formats that are a block's own codec (served as the block, never converted: IPIP-524)
-CODEC_FORMATS: Final = {"dag-json": DAG_JSON, "dag-cbor": DAG_CBOR, "json": 0x0200, "cbor": 0x51}
+CODEC_FORMATS: Final = {"dag-json": DAG_JSON, "dag-cbor": DAG_CBOR, "json": JSON, "cbor": CBOR}
 # media types that select a format through Accept; application/json and application/cbor do not
 _ACCEPTED: Final = {t: f for f, t in FORMATS.items() if f not in ("json", "cbor")}
 

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from ipmirror.codec import ipns
 from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import InvalidInput, InvalidRecord, IpmirrorError, NotFound, UnsupportedFormat
 from ipmirror.gateway.backend import Resolved
 from ipmirror.naming.keystore import Keystore
@@ -68,7 +68,7 @@ class NodeBackend:
 
     def resolve_name(self, name: str) -> Resolved:
         names = self._names
-        path = names.resolve(name, lookup=self._mirror_path)
+        path = names.path_of(name, lookup=self._mirror_path)
         ttl_ns = DEFAULT_TTL_NS
         with contextlib.suppress(IpmirrorError):
             ttl_ns = names.record(name).ttl_ns

@@ -3,7 +3,7 @@
 Usage::
 
     db = MirrorDB.open(repo / "mirrors")
-    db.put_mirror(m); db.mirrors(); db.add_version(m.id, v); db.versions(m.id)
+    db.put_mirror(m); db.mirrors(); db.put_version(m.id, v); db.versions(m.id)
 
 Layout (named databases in ``$IPMIRROR_PATH/mirrors/``):
 
@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 import lmdb
 
@@ -34,12 +34,17 @@ from ipmirror.errors import StoreError
 ROOT_DIR = b"\x01"
 _REC = struct.Struct(">cQqQqIQqIB")  # kind size mtime_ns ino ctime_ns mode tsize scan_ns gen dlen
 
+# Rec.kind; a packed record starts with it, so ``raw[0] == KIND_FILE[0]`` tests a record unread
+KIND_FILE: Final = b"f"
+KIND_DIR: Final = b"d"
+KIND_SYMLINK: Final = b"l"
+
 
 @dataclass(frozen=True, slots=True)
 class Rec:
     """What the last scan recorded for one path."""
 
-    kind: bytes  # b"f" file, b"d" directory, b"l" symlink
+    kind: bytes  # KIND_FILE, KIND_DIR or KIND_SYMLINK
     cid: CID
     tsize: int
     size: int = 0
@@ -64,10 +69,24 @@ class Rec:
                    gen, digest)
 
 
-def unpack_head(raw: bytes) -> tuple[bytes, int, int, int, int, int, int, int, int, int]:
-    """The fixed fields of a packed record: kind, size, mtime_ns, ino, ctime_ns, mode, tsize,
-    scan_ns, gen, digest length (the CID follows the digest)."""
-    return _REC.unpack_from(raw)
+class RecHead(NamedTuple):
+    """The fixed fields of a packed record (the digest, then the CID, follow them)."""
+
+    kind: bytes
+    size: int
+    mtime_ns: int
+    ino: int
+    ctime_ns: int
+    mode: int
+    tsize: int
+    scan_ns: int
+    gen: int
+    dlen: int  # digest length
+
+
+def unpack_head(raw: bytes) -> RecHead:
+    """A packed record's fixed fields, without decoding its CID."""
+    return RecHead._make(_REC.unpack_from(raw))
 
 
 REC_HEAD = _REC.size
@@ -232,7 +251,7 @@ class MirrorDB:
                 t.put(index_key(mid, dirpath, name), rec.pack(), db=self.db_index)
             for dirpath, name, was_dir in deletes:
                 raw = t.pop(index_key(mid, dirpath, name), db=self.db_index)
-                if raw is not None and Rec.unpack(bytes(raw)).kind == b"f":
+                if raw is not None and Rec.unpack(bytes(raw)).kind == KIND_FILE:
                     removed_files += 1
                 if was_dir:
                     sub = (dirpath + b"/" + name) if dirpath else name
@@ -245,7 +264,7 @@ class MirrorDB:
         with t.cursor(db=db) as cur:
             ok = cur.set_range(prefix)
             while ok and bytes(cur.key()).startswith(prefix):
-                if count_files and bytes(cur.value())[:1] == b"f":
+                if count_files and bytes(cur.value())[:1] == KIND_FILE:
                     n += 1
                 ok = cur.delete()
         return n

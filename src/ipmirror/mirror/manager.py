@@ -7,7 +7,9 @@ Usage::
     v = mirrors.sync("debian")
     for ch in mirrors.diff("debian"): ...
 
-Publishing is passed in (a callback): this layer knows nothing of keys or IPNS.
+Publishing is passed in (a callback): this layer knows nothing of keys or IPNS. The block store
+is any ``store.base.Store`` (node.py picks the backend); the mirror index is this layer's own
+database (``mirror/db.py``).
 """
 
 from __future__ import annotations
@@ -21,23 +23,28 @@ from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound
 from ipmirror.mirror.db import Mirror, MirrorDB, Version
 from ipmirror.mirror.diff import Change, diff
-from ipmirror.mirror.sync import PIN_OWNER, Progress, sync
-from ipmirror.store.lmdb_store import LmdbStore
-from ipmirror.unixfs.importer import Added
+from ipmirror.mirror.sync import PIN_OWNER, Progress, check_nocopy, sync
+from ipmirror.store.base import Store
+from ipmirror.unixfs.importer import ImportEvent
 from ipmirror.unixfs.profile import PRESETS
 
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 Publish = Callable[[Mirror, CID], None]
 
 
-def check_name(name: str) -> str:
+def check_mirror_name(name: str) -> str:
+    """Return ``name`` if it is a valid mirror name, else raise InvalidInput.
+
+    Rule: 1-64 of ``A-Z a-z 0-9 - _``. Stricter than key names (``naming.keystore.check_key_name``)
+    on purpose: a mirror's key is named after it by default, and a mirror name is served as
+    ``/ipns/<name>``, where a dot would make it look like a DNSLink domain."""
     if not NAME_RE.fullmatch(name):
         raise InvalidInput(f"invalid mirror name {name!r}: use letters, digits, '-' and '_' (no dots)")
     return name
 
 
 class Mirrors:
-    def __init__(self, db: MirrorDB, store: LmdbStore, *, publish: Publish | None = None,
+    def __init__(self, db: MirrorDB, store: Store, *, publish: Publish | None = None,
                  batch_bytes: int | None = None) -> None:
         self.db = db
         self.store = store
@@ -56,7 +63,7 @@ class Mirrors:
     def add(self, name: str, directory: str, *, profile: str, hidden: bool = False,
             exclude: list[str] | None = None, nocopy: bool = False, key: str = "",
             keep: int = 0) -> Mirror:
-        check_name(name)
+        check_mirror_name(name)
         if self.db.get_mirror(name) is not None:
             raise Conflict(f"a mirror named {name!r} exists already")
         if profile not in PRESETS:
@@ -64,6 +71,8 @@ class Mirrors:
         if nocopy and not PRESETS[profile].raw_leaves:
             raise InvalidInput(f"--nocopy needs raw leaves; profile {profile} has none "
                                "(use unixfs-v1-2025)")
+        if nocopy:
+            check_nocopy(self.store, name)
         d = os.path.abspath(directory)
         if not os.path.isdir(d):
             raise InvalidInput(f"{directory}: not a directory")
@@ -74,7 +83,8 @@ class Mirrors:
         self.db.put_mirror(m)
         return m
 
-    def sync(self, name: str, *, checksum: bool = False, on_event: Callable[[Added], None] | None = None,
+    def sync(self, name: str, *, checksum: bool = False,
+             on_event: Callable[[ImportEvent], None] | None = None,
              on_warning: Callable[[str], None] | None = None, progress: Progress | None = None) -> Version:
         m = self.get(name)
         v = sync(self.db, self.store, m, checksum=checksum, batch_bytes=self._batch, on_event=on_event,

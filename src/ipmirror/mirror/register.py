@@ -21,7 +21,7 @@ from typing import Protocol
 
 from ipmirror.errors import Conflict, NotFound
 from ipmirror.mirror.db import Mirror
-from ipmirror.mirror.manager import Mirrors, check_name
+from ipmirror.mirror.manager import Mirrors, check_mirror_name
 
 
 class Keys(Protocol):
@@ -42,7 +42,7 @@ def add_mirror(mirrors: Mirrors, keys: Keys, name: str, directory: str, *, profi
                hidden: bool = False, exclude: list[str] | None = None, nocopy: bool = False,
                key: str = "", keep: int = 0) -> Mirror:
     """Register a mirror of ``directory`` and give it a key (see the module rules)."""
-    check_name(name)
+    check_mirror_name(name)
     if mirrors.db.get_mirror(name) is not None:
         raise Conflict(f"a mirror named {name!r} exists already")
     created = False

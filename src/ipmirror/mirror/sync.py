@@ -23,6 +23,8 @@ How a sync decides what to read (rules, checked by tests/test_mirror.py):
    still present before reusing them.
 4. A version becomes visible only when complete: the root is pinned in the session's last
    transaction, then the version record is written, then ``publish`` is called.
+5. Any block store will do (``store.base.Blockstore``); a ``--nocopy`` mirror needs one that keeps
+   no-copy references (``NoCopyStore``), else the sync fails before it starts, saying so.
 """
 
 from __future__ import annotations
@@ -35,13 +37,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ipmirror.codec.cid import CID
+from ipmirror.dag.walk import walk
 from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
-from ipmirror.mirror.db import REC_HEAD, ROOT_DIR, Mirror, MirrorDB, Rec, Version, unpack_head
-from ipmirror.store.dag import walk
-from ipmirror.store.lmdb_store import LmdbSession, LmdbStore
-from ipmirror.unixfs.importer import Added, AddOptions, DirMemo, Importer
-from ipmirror.unixfs.nodes import Entry
-from ipmirror.unixfs.profile import resolve
+from ipmirror.mirror.db import (
+    KIND_DIR,
+    KIND_FILE,
+    KIND_SYMLINK,
+    REC_HEAD,
+    ROOT_DIR,
+    Mirror,
+    MirrorDB,
+    Rec,
+    Version,
+    unpack_head,
+)
+from ipmirror.store.base import Blockstore, NoCopySession, NoCopyStore, Session
+from ipmirror.unixfs.importer import AddOptions, DirMemo, Importer, ImportEvent
+from ipmirror.unixfs.nodes import Entry, RefSink
+from ipmirror.unixfs.profile import from_preset
 
 try:  # the C scanner (setup.py builds it; without a compiler the same rules run in Python)
     from ipmirror.mirror import _scan
@@ -65,8 +78,12 @@ def split_rel(rel: str) -> tuple[bytes, bytes]:
 def _entry(raw: bytes) -> Entry:
     """The entry a packed index record names (a directory's ``size`` field holds its estimate,
     not content bytes)."""
-    kind, size, _m, _i, _c, _mode, tsize, _s, _g, dlen = unpack_head(raw)
-    return Entry(CID.trusted(raw[REC_HEAD + dlen:]), tsize, size if kind == b"f" else 0)
+    h = unpack_head(raw)
+    return Entry(CID.trusted(raw[REC_HEAD + h.dlen:]), h.tsize, h.size if h.kind == KIND_FILE else 0)
+
+
+_FILE = KIND_FILE[0]  # the first byte of a packed record (its kind), as raw[0] gives it
+_DIR = KIND_DIR[0]
 
 
 class _DirMemo:
@@ -79,7 +96,7 @@ class _DirMemo:
 
     def file(self, name: bytes, st: os.stat_result) -> int:
         raw = self.prev.get(name)
-        if raw is None or raw[0] != 0x66 or self.memo.checksum:  # b"f"
+        if raw is None or raw[0] != _FILE or self.memo.checksum:
             return -1
         _k, size, mtime, ino, ctime, _mode, _tsize, scan, gen, dlen = unpack_head(raw)
         if size != st.st_size or mtime != st.st_mtime_ns or ino != st.st_ino or ctime != st.st_ctime_ns:
@@ -103,8 +120,8 @@ class _DirMemo:
         if raw is None:
             return False
         head = unpack_head(raw)
-        return head[8] <= self.memo.completed_gen and head[6] == entry.tsize \
-            and raw[REC_HEAD + head[9]:] == entry.cid.buffer
+        return head.gen <= self.memo.completed_gen and head.tsize == entry.tsize \
+            and raw[REC_HEAD + head.dlen:] == entry.cid.buffer
 
     def unsure(self) -> bool:
         return self._unsure
@@ -114,7 +131,7 @@ class _DirMemo:
 
     def _complete_dir(self, name: bytes) -> Rec | None:
         raw = self.prev.get(name)
-        if raw is None or raw[0] != 0x64:  # b"d"
+        if raw is None or raw[0] != _DIR:
             return None
         rec = Rec.unpack(raw)
         return rec if rec.gen <= self.memo.completed_gen else None
@@ -134,7 +151,7 @@ class _DirMemo:
             if raw is None:
                 out[name] = None
                 continue
-            if unpack_head(raw)[8] > self.memo.completed_gen:
+            if unpack_head(raw).gen > self.memo.completed_gen:
                 return None
             out[name] = _entry(raw)
         return out
@@ -143,7 +160,7 @@ class _DirMemo:
         return self.memo.get(cid)
 
     def removed(self, present: set[bytes]) -> list[tuple[bytes, bool]]:
-        return [(n, r[0] == 0x64) for n, r in self.prev.items() if n not in present]
+        return [(n, r[0] == _DIR) for n, r in self.prev.items() if n not in present]
 
     def scan(self, path: bytes, hidden: bool) -> tuple[list[bytes], int, list[bytes]] | None:
         m = self.memo
@@ -228,17 +245,32 @@ class Progress:
                 "removed": t.removed + len(t.deletes)}
 
 
-def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = False,
-         batch_bytes: int | None = None, on_event: Callable[[Added], None] | None = None,
+def check_nocopy(store: Blockstore, name: str) -> None:
+    """InvalidInput unless ``store`` can keep no-copy references (a ``--nocopy`` mirror's need)."""
+    if not isinstance(store, NoCopyStore):
+        raise InvalidInput(f"mirror {name}: --nocopy needs a block store that keeps no-copy "
+                           f"references; this one ({type(store).__name__}) does not")
+
+
+def _ref_sink(s: Session) -> RefSink:
+    if not isinstance(s, NoCopySession):  # a NoCopyStore whose sessions are not: a broken backend
+        raise StoreError("the block store's write session cannot record no-copy references")
+    return s.put_ref
+
+
+def sync(db: MirrorDB, store: Blockstore, mirror: Mirror, *, checksum: bool = False,
+         batch_bytes: int | None = None, on_event: Callable[[ImportEvent], None] | None = None,
          on_warning: Callable[[str], None] | None = None, progress: Progress | None = None,
          now: Callable[[], float] = time.time) -> Version:
     if not os.path.isdir(mirror.dir):
         raise InvalidInput(f"mirror {mirror.name}: {mirror.dir} is not a directory")
+    if mirror.nocopy:
+        check_nocopy(store, mirror.name)
     t0 = time.monotonic()
     gen = mirror.gen + 1
     mirror.gen = gen
     db.put_mirror(mirror)  # the index records this sync writes carry its generation
-    profile = resolve(mirror.profile)
+    profile = from_preset(mirror.profile)
     opts = AddOptions(profile, hidden=mirror.hidden, exclude=tuple(mirror.exclude), nocopy=mirror.nocopy)
     tally = _Tally()
     scan_ns = time.time_ns()
@@ -259,13 +291,13 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
 
     memo = IndexMemo(db, mirror, checksum, present, get)
     with store.session(batch_bytes=batch_bytes, on_commit=flush) as s:
-        def on_added(ev: Added) -> None:  # writer thread
+        def record(ev: ImportEvent) -> None:  # writer thread
             _record(db, mirror, ev, gen, scan_ns, tally)
             if on_event is not None:
                 on_event(ev)
 
-        imp = Importer(opts, s.put, on_added=on_added, on_warning=on_warning, memo=memo,
-                       ref_sink=s.put_ref if mirror.nocopy else None, report_reused=False)
+        imp = Importer(opts, s.put, on_event=record, on_warning=on_warning, memo=memo,
+                       ref_sink=_ref_sink(s) if mirror.nocopy else None, report_reused=False)
         if progress is not None:
             progress._tally, progress._importer = tally, imp
         try:
@@ -290,7 +322,7 @@ def sync(db: MirrorDB, store: LmdbStore, mirror: Mirror, *, checksum: bool = Fal
     return v
 
 
-def _stage_dag(s: LmdbSession, store: LmdbStore, root: CID, path: str) -> None:
+def _stage_dag(s: Session, store: Blockstore, root: CID, path: str) -> None:
     """Stage every block of a reused DAG under the session (so GC cannot take it before the pin);
     fail if one went missing since the memo checked."""
     for cid, _data in walk(root, store.get, missing_ok=True):
@@ -299,7 +331,7 @@ def _stage_dag(s: LmdbSession, store: LmdbStore, root: CID, path: str) -> None:
                              "run the sync again")
 
 
-def _record(db: MirrorDB, mirror: Mirror, ev: Added, gen: int, scan_ns: int, t: _Tally) -> None:
+def _record(db: MirrorDB, mirror: Mirror, ev: ImportEvent, gen: int, scan_ns: int, t: _Tally) -> None:
     dirpath, name = split_rel(ev.path)
     if ev.kind == "removed":
         t.deletes.append((dirpath, name, True))
@@ -314,7 +346,7 @@ def _record(db: MirrorDB, mirror: Mirror, ev: Added, gen: int, scan_ns: int, t: 
         t.read_files += 1
         t.read_bytes += e.size
         old = db.get_rec(mirror.id, dirpath, name)
-        if old is None or old.kind != b"f":
+        if old is None or old.kind != KIND_FILE:
             t.added += 1
         elif old.cid != e.cid:
             t.changed += 1
@@ -322,7 +354,7 @@ def _record(db: MirrorDB, mirror: Mirror, ev: Added, gen: int, scan_ns: int, t: 
         return
     st = ev.stat
     assert st is not None
-    kind = {"file": b"f", "directory": b"d", "symlink": b"l"}[ev.kind]
+    kind = {"file": KIND_FILE, "directory": KIND_DIR, "symlink": KIND_SYMLINK}[ev.kind]
     size = ev.dir_size if ev.kind == "directory" else e.size  # a directory's: its size estimate
     t.puts.append((dirpath, name, Rec(kind, e.cid, e.tsize, size, st.st_mtime_ns, st.st_ino,
                                       st.st_ctime_ns, st.st_mode, scan_ns, gen)))

@@ -95,7 +95,7 @@ class RepoSource:
         return f"/ipfs/{vs[-1].root}" if vs else None
 
     def resolve_name(self, name: str) -> str:
-        path = self._names.resolve(name, lookup=self._latest)
+        path = self._names.path_of(name, lookup=self._latest)
         if not path.startswith("/ipfs/"):
             raise NotFound(f"/ipns/{name} points at {path}, which is not an /ipfs/ path", name)
         return path

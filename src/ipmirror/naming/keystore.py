@@ -38,7 +38,8 @@ from typing import Final
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ipmirror.codec.libp2p_key import KeyType, PeerID, PrivateKey
+from ipmirror.codec.libp2p_key import KeyType, PrivateKey
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, DecodeError, InvalidInput, NotFound, StoreError, UnsupportedFormat
 
 SELF: Final = "self"
@@ -55,8 +56,13 @@ class KeyInfo:
     type: KeyType
 
 
-def check_name(name: str) -> str:
-    """Return ``name`` if it is a valid key name for a new key, else raise InvalidInput."""
+def check_key_name(name: str) -> str:
+    """Return ``name`` if it is a valid name for a new key, else raise InvalidInput.
+
+    Rule: 1-100 of ``A-Z a-z 0-9 - _ .``, not starting with ``.`` (names are file names here,
+    base32-encoded, so the rule is about what users can type, not about the file system), and not
+    ``self`` (Kubo's name for the node's own key). Mirror names follow a stricter rule
+    (``mirror.manager.check_mirror_name``) so that every mirror name is also a valid key name."""
     if name == SELF:
         raise InvalidInput("the key name 'self' is reserved for the node's own key")
     if not _NAME_RE.fullmatch(name):
@@ -145,7 +151,7 @@ class Keystore:
         return self.path / _file_name(name)
 
     def _store(self, name: str, key: PrivateKey, *, replace: bool = False) -> KeyInfo:
-        check_name(name)
+        check_key_name(name)
         self._infos.pop(name, None)
         try:
             atomic_write(self._dir() / _file_name(name), key.to_bytes(), replace=replace)
@@ -159,7 +165,7 @@ class Keystore:
     def gen(self, name: str, key_type: str = "ed25519", size: int | None = None) -> KeyInfo:
         """Create a key: Ed25519 (the default; ``size`` must be unset) or RSA (``size`` bits,
         default 2048)."""
-        check_name(name)
+        check_key_name(name)
         if key_type == "ed25519":
             if size is not None:
                 raise InvalidInput("Ed25519 keys have a fixed size; do not pass a size")
@@ -274,7 +280,7 @@ class Keystore:
 
     def rename(self, old: str, new: str, *, force: bool = False) -> KeyInfo:
         """Give a key another name; an existing ``new`` is replaced only with ``force``."""
-        check_name(new)
+        check_key_name(new)
         if old == new:
             return self.info(old)
         key = self.get(old)
@@ -296,7 +302,7 @@ class Keystore:
 
         Like Kubo, only Ed25519 and RSA keys are taken unless ``allow_any_type``.
         """
-        check_name(name)
+        check_key_name(name)
         try:
             key = PrivateKey.from_pkcs8_pem(data) if pem else PrivateKey.from_bytes(data)
         except DecodeError as e:

@@ -4,8 +4,8 @@ Usage::
 
     names = Names(repo_path / "names", Keystore(repo_path / "keys"), clock=time.time_ns)
     pub = names.publish("mirror-pypi", "/ipfs/bafy…")          # pub.name prints as 'k51…'
-    names.resolve("k51…")                                     # -> '/ipfs/bafy…' (verified now)
-    names.resolve("mirror-pypi", lookup=mirror_roots.get)      # key names, then the caller's names
+    names.path_of("k51…")                                     # -> '/ipfs/bafy…' (verified now)
+    names.path_of("mirror-pypi", lookup=mirror_roots.get)     # key names, then the caller's names
     names.put_record(raw)                                     # only if valid and newer
 
 Layout under ``$REPO/names/``::
@@ -48,15 +48,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from ipmirror.codec import ipns
+from ipmirror.codec import ipns, rfc3339
 from ipmirror.codec.cid import CID
-from ipmirror.codec.libp2p_key import PeerID
+from ipmirror.codec.peerid import PeerID
 from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, StoreError, UnsupportedFormat
 from ipmirror.naming.keystore import Keystore, atomic_write
 
 Clock = Callable[[], int]
-RECHECK_NS: Final = 1_000_000_000  # Rule 3: a remembered record is read and verified again after this
 """Returns the current time in nanoseconds since the Unix epoch (``time.time_ns``)."""
+RECHECK_NS: Final = 1_000_000_000  # Rule 3: a remembered record is read and verified again after this
 Lookup = Callable[[str], str | None]
 """Maps a name that is neither an IPNS name nor a local key (e.g. a mirror) to a content path."""
 
@@ -324,14 +324,14 @@ class Names:
             if raw is None:
                 continue
             data = ipns.RecordData.decode(ipns.decode(raw).data or b"")
-            if ipns.parse_rfc3339(data.validity) - now > within_ns:
+            if rfc3339.parse_rfc3339(data.validity) - now > within_ns:
                 continue
             out.append(self.publish(info.name, data.value.decode("utf-8"), lifetime_ns=lifetime_ns,
                                     ttl_ns=data.ttl))
         return out
 
-    def resolve(self, name: str, *, recursive: bool = True, lookup: Lookup | None = None) -> str:
-        """The content path ``name`` points at.
+    def path_of(self, name: str, *, recursive: bool = True, lookup: Lookup | None = None) -> str:
+        """The content path ``name`` points at (``ipmirror name resolve``).
 
         ``name`` is an IPNS name or ``/ipns/`` path (``k51…``, ``12D3KooW…``, with an optional
         ``/sub/path``), or the name of a local key. Other names go to ``lookup`` (the caller's own
@@ -341,12 +341,12 @@ class Names:
         path = name if name.startswith("/ipns/") else "/ipns/" + name
         for depth in range(MAX_DEPTH):
             head, rest = _split_ipns(path)
-            path = _join(self._resolve_one(head, first=depth == 0, lookup=lookup), rest)
+            path = _join(self._step(head, first=depth == 0, lookup=lookup), rest)
             if not recursive or not path.startswith("/ipns/"):
                 return path
         raise InvalidInput(f"{name} did not resolve within {MAX_DEPTH} steps (a cycle?)")
 
-    def _resolve_one(self, head: str, *, first: bool, lookup: Lookup | None) -> str:
+    def _step(self, head: str, *, first: bool, lookup: Lookup | None) -> str:
         pid = _as_peer_id(head)
         if pid is None and first:
             with contextlib.suppress(NotFound, InvalidInput):

@@ -1,4 +1,5 @@
-"""The block store contract: blocks keyed by multihash, pins, and write sessions.
+"""The block store contract: blocks keyed by multihash, write sessions, pins, and the declared
+capabilities only some backends have.
 
 Usage::
 
@@ -6,24 +7,45 @@ Usage::
         s.put(cid, data)
         s.pin(root)                     # recorded only when the session ends cleanly
     store.get(cid)                      # bytes, or BlockNotFound
+    if isinstance(store, Compactable):  # a capability: declared, checked with isinstance
+        store.compact()
+
+The protocols:
+
+- ``Blockstore``: the core, blocks and sessions (has / get / size / put / put_many / delete /
+  iter_keys / iter_blocks / session). Sessions are part of the core because rules 3 and 4 are the
+  durability design: every writer goes through one.
+- ``PinStore``: pins with owners (the helpers below encode a pin's owners).
+- ``GcStaging``: what mark-and-sweep needs from the backend (``dag/gc.py`` does the marking).
+- ``NoCopyStore`` / ``NoCopySession``: no-copy references, raw blocks whose bytes stay in a file
+  the store does not own (``store/filestore.py``); ``mirror add --nocopy`` needs them.
+- ``Compactable``: give freed space back to the file system (``repo gc --compact``).
+- ``Store``: a repository's block store, what ``node.py`` hands out: blocks, pins, GC staging,
+  stats, ``get_stored``. Code above ``store/`` sees only these protocols; ``node.py`` alone picks
+  the backend (an import-linter contract in pyproject.toml keeps it so).
+
+Capabilities are ``runtime_checkable`` protocols: a caller tests ``isinstance(store, NoCopyStore)``
+and fails with a clear error if it is absent — never ``getattr`` probing.
 
 Rules every backend keeps (the contract suite in tests/test_store_contract.py checks them):
 1. Blocks are keyed by multihash, so CIDv0/CIDv1 and raw/dag-pb views of the same bytes share
    storage. Identity CIDs are never stored; ``get`` returns their inlined bytes.
 2. ``put`` of a block that is present already writes nothing (a re-add does not redo work).
-3. Everything a session wrote is staged under the session until it ends: ``gc`` never deletes a
-   staged block, so a concurrent add cannot lose blocks it wrote (or found) but has not pinned yet.
+3. Everything a session wrote (or found with ``has``) is staged under the session until it ends:
+   GC never deletes a staged block, so a concurrent add cannot lose blocks it wrote (or found)
+   but has not pinned yet.
 4. A pin is recorded only after every block of the session is committed, in the same transaction
    that ends the session, so no pin points at an incomplete DAG after a crash.
 5. ``checkpoint`` makes everything put so far durable; a session commits on its own every
-   ``batch_bytes`` and at the end, never per block.
+   ``batch_bytes`` and at the end, never per block, and runs ``on_commit`` after each commit.
+6. A ``NoCopyStore``'s sessions are ``NoCopySession``s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from ipmirror.codec.cid import CID
 
@@ -71,6 +93,8 @@ class StoreStat:
     path: str
 
 
+# -- the core: blocks and sessions -----------------------------------------------------------------
+
 class Session(Protocol):
     """A write session (one add, import or sync)."""
 
@@ -78,7 +102,9 @@ class Session(Protocol):
         """Store a block; True if it was new. The caller vouches that ``data`` hashes to ``cid``."""
         ...
 
-    def has(self, cid: CID) -> bool: ...
+    def has(self, cid: CID) -> bool:
+        """Present (then staged under this session, rule 3)?"""
+        ...
 
     def pin(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
         """Pin ``cid`` for ``owner`` when the session ends cleanly."""
@@ -89,20 +115,38 @@ class Session(Protocol):
         ...
 
     @property
-    def bytes_written(self) -> int: ...
+    def bytes_written(self) -> int:
+        """Bytes of the blocks this session stored new."""
+        ...
+
+    @property
+    def puts(self) -> int:
+        """Blocks handed to ``put`` so far, new or present already."""
+        ...
+
+
+class SessionContext(Protocol):
+    def __enter__(self) -> Session: ...
+
+    def __exit__(self, et: object, ev: object, tb: object) -> None: ...
 
 
 class Blockstore(Protocol):
+    """Blocks keyed by multihash, written through sessions."""
+
     def has(self, cid: CID) -> bool: ...
 
     def get(self, cid: CID) -> bytes:
         """The block's bytes, or raise BlockNotFound."""
         ...
 
-    def size(self, cid: CID) -> int: ...
+    def size(self, cid: CID) -> int:
+        """The block's length, or raise BlockNotFound."""
+        ...
 
-    def session(self, *, batch_bytes: int | None = None,
-                on_commit: Callable[[], None] | None = None) -> SessionContext: ...
+    def put(self, cid: CID, data: bytes) -> bool:
+        """Store one block (unpinned, in a session of its own); True if it was new."""
+        ...
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
         """Store blocks in one session (unpinned); return how many were new."""
@@ -111,17 +155,24 @@ class Blockstore(Protocol):
     def delete(self, cid: CID) -> bool: ...
 
     def iter_keys(self) -> Iterator[bytes]:
-        """Multihashes of every stored block."""
+        """Multihashes of every stored block (no-copy references included)."""
         ...
 
     def iter_blocks(self) -> Iterator[tuple[bytes, bytes]]:
-        """``(multihash, bytes)`` of every stored block."""
+        """``(multihash, bytes)`` of every block whose bytes the store holds itself."""
         ...
 
-    def pin_add(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
-        """Pin for ``owner`` (a pin stays while any owner holds it: a user's pin of a mirror's
-        root survives the mirror's retention, and the other way round)."""
+    def session(self, *, batch_bytes: int | None = None,
+                on_commit: Callable[[], None] | None = None) -> SessionContext:
+        """A write session; ``on_commit`` runs on the session's thread after every commit."""
         ...
+
+
+class PinStore(Protocol):
+    """Pins with owners: a pin stays while any owner holds it (a user's pin of a mirror's root
+    survives the mirror's retention, and the other way round)."""
+
+    def pin_add(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None: ...
 
     def pin_rm(self, cid: CID, owner: str = USER) -> bool:
         """Drop ``owner``'s pin; True if it held one (the pin itself may stay for others)."""
@@ -135,6 +186,14 @@ class Blockstore(Protocol):
         """Who holds a pin on ``cid`` (``user``, ``mirrors``; ``""`` for a pin made before owners)."""
         ...
 
+
+# -- capabilities -----------------------------------------------------------------------------------
+
+@runtime_checkable
+class GcStaging(Protocol):
+    """What mark-and-sweep needs from a backend: a consistent view of the pins and a sweep that
+    spares staged blocks (rule 3)."""
+
     def gc_snapshot(self) -> tuple[int, list[tuple[CID, PinKind]]]:
         """``(pin_epoch, pins)``: what GC marks from."""
         ...
@@ -145,12 +204,55 @@ class Blockstore(Protocol):
         """
         ...
 
+    def clear_dead_sessions(self) -> int:
+        """Drop the staging of sessions whose writer died (crashed processes); how many. A store
+        whose sessions cannot outlive their process returns 0."""
+        ...
+
+
+@runtime_checkable
+class NoCopySession(Protocol):
+    """A session that can record no-copy references."""
+
+    def put_ref(self, cid: CID, path: bytes, offset: int, length: int) -> bool:
+        """Record that raw block ``cid`` is ``length`` bytes at ``offset`` of file ``path``
+        (unless its bytes are stored already); True if recorded. Staged like ``put``."""
+        ...
+
+
+@runtime_checkable
+class NoCopyStore(Protocol):
+    """A store that keeps no-copy references (its sessions are NoCopySessions); ``get`` reads
+    and re-hashes the file, raising StaleReference when it changed."""
+
+    def is_ref(self, cid: CID) -> bool:
+        """True if the block is a no-copy reference (not copied into the store)."""
+        ...
+
+    def iter_refs(self) -> Iterator[tuple[bytes, bytes]]:
+        """``(multihash, packed reference)`` of every no-copy block (store/filestore.py)."""
+        ...
+
+
+@runtime_checkable
+class Compactable(Protocol):
+    def compact(self) -> int | None:
+        """Give the space of deleted blocks back to the file system; the bytes given back, or
+        None (doing nothing) while another process has the store open."""
+        ...
+
+
+# -- a repository's store ---------------------------------------------------------------------------
+
+class Store(Blockstore, PinStore, GcStaging, Protocol):
+    """A repository's block store (what ``node.py`` hands out): blocks, pins, GC staging, stats.
+    Optional abilities (NoCopyStore, Compactable) are tested with ``isinstance``."""
+
+    def get_stored(self, cid: CID) -> bytes | None:
+        """The block if its bytes are in the store itself (a memory copy, cheap enough for an
+        event loop); None for a no-copy reference or a missing block."""
+        ...
+
     def stat(self) -> StoreStat: ...
 
     def close(self) -> None: ...
-
-
-class SessionContext(Protocol):
-    def __enter__(self) -> Session: ...
-
-    def __exit__(self, et: object, ev: object, tb: object) -> None: ...

@@ -1,25 +1,51 @@
-"""An in-memory block store (tests, ``--only-hash`` sinks). Same contract as the LMDB store."""
+"""An in-memory block store (tests, ``--only-hash`` sinks). Same contract as the LMDB store.
+
+Usage::
+
+    store = MemoryStore()
+    with store.session(batch_bytes=1 << 20, on_commit=flush) as s:
+        s.put(cid, data); s.pin(root)
+
+A ``Store`` (blocks, pins, GC staging, stats) without the optional capabilities: it keeps no
+no-copy references (``NoCopyStore``) and has nothing to compact. Everything is "durable" at once;
+a session still calls ``on_commit`` every ``batch_bytes`` and at the end, as the contract says, so
+code that defers work to commits (the mirror index) runs the same way on both backends.
+"""
 
 from __future__ import annotations
 
 import itertools
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import BlockNotFound
-from ipmirror.store.base import USER, PinKind, StoreStat, pin_drop, pin_kind_of, pin_merge, pin_owners
+from ipmirror.store.base import (
+    USER,
+    PinKind,
+    Store,
+    StoreStat,
+    pin_drop,
+    pin_kind_of,
+    pin_merge,
+    pin_owners,
+)
 
 _ids = itertools.count(1)
 
 
 class MemorySession:
-    def __init__(self, store: MemoryStore, on_commit: Callable[[], None] | None = None) -> None:
+    def __init__(self, store: MemoryStore, batch_bytes: int | None = None,
+                 on_commit: Callable[[], None] | None = None) -> None:
         self._store = store
+        self._batch = batch_bytes
         self._on_commit = on_commit
         self.sid = next(_ids)
         self._pins: list[tuple[CID, PinKind, str]] = []
         self._written = 0
+        self._in_batch = 0
+        self.puts = 0  # blocks handed to put, new or already present
         self._staged: set[bytes] = set()
         with store._lock:
             store._staging[self.sid] = self._staged
@@ -28,12 +54,16 @@ class MemorySession:
         if cid.is_identity:
             return False
         mh = cid.multihash
+        self.puts += 1
         with self._store._lock:
             self._staged.add(mh)
             if mh in self._store._blocks:
                 return False
             self._store._blocks[mh] = bytes(data)
         self._written += len(data)
+        self._in_batch += len(data)
+        if self._batch is not None and self._in_batch >= self._batch:
+            self.checkpoint()
         return True
 
     def has(self, cid: CID) -> bool:
@@ -47,6 +77,7 @@ class MemorySession:
         self._pins.append((cid, kind, owner))
 
     def checkpoint(self) -> None:
+        self._in_batch = 0
         if self._on_commit is not None:
             self._on_commit()
 
@@ -73,6 +104,8 @@ class MemorySession:
 
 
 class MemoryStore:
+    """The in-memory backend of ``store.base.Store``."""
+
     def __init__(self) -> None:
         self._blocks: dict[bytes, bytes] = {}
         self._pins: dict[bytes, bytes] = {}  # cid -> pin value (owners, base.pin_value)
@@ -91,12 +124,21 @@ class MemoryStore:
         except KeyError:
             raise BlockNotFound(cid) from None
 
+    def get_stored(self, cid: CID) -> bytes | None:
+        if cid.is_identity:
+            return cid.identity_data()
+        return self._blocks.get(cid.multihash)
+
     def size(self, cid: CID) -> int:
         return len(self.get(cid))
 
     def session(self, *, batch_bytes: int | None = None,
                 on_commit: Callable[[], None] | None = None) -> MemorySession:
-        return MemorySession(self, on_commit)
+        return MemorySession(self, batch_bytes, on_commit)
+
+    def put(self, cid: CID, data: bytes) -> bool:
+        with self.session() as s:
+            return s.put(cid, data)
 
     def put_many(self, blocks: Iterable[tuple[CID, bytes]]) -> int:
         with self.session() as s:
@@ -150,6 +192,9 @@ class MemoryStore:
         with self._lock:
             return self._epoch, self.pins()
 
+    def clear_dead_sessions(self) -> int:
+        return 0  # a session lives and dies with this process: none is ever left behind
+
     def gc_sweep(self, epoch: int, candidates: list[bytes]) -> int | None:
         with self._lock:
             if epoch != self._epoch:
@@ -168,3 +213,7 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
+
+
+if TYPE_CHECKING:  # mypy checks the backend against the contract it claims
+    _store: type[Store] = MemoryStore

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from ipmirror.codec import dagpb, varint
+from ipmirror.codec import dagpb
 from ipmirror.codec import unixfs_pb as pb
 from ipmirror.codec.cid import CID, DAG_PB
 from ipmirror.errors import DecodeError
@@ -37,7 +37,7 @@ def link_cost(profile: Profile, name: bytes, e: Entry) -> int:
 
 
 def estimate(profile: Profile, children: Sequence[tuple[bytes, Entry]], data: bytes) -> int:
-    base = 0 if profile.hamt_estimate == "links-bytes" else 1 + varint.size(len(data)) + len(data)
+    base = 0 if profile.hamt_estimate == "links-bytes" else dagpb.encoded_data_size(len(data))
     return base + sum(link_cost(profile, n, e) for n, e in children)
 
 
@@ -105,9 +105,9 @@ def _update_flat(maker: BlockMaker, prev: CID, get: Callable[[CID], bytes | None
             byname.pop(name, None)
         else:
             text = name.decode("utf-8", "surrogateescape")
-            byname[name] = (e.tsize, dagpb.encode_links((dagpb.PBLink(e.cid, text, e.tsize),), None))
+            byname[name] = (e.tsize, dagpb.encode_link(dagpb.PBLink(e.cid, text, e.tsize)))
     order = sorted(byname)
-    out = b"".join([*(byname[n][1] for n in order), b"\x0a", varint.encode(len(data)), data])
+    out = dagpb.join([byname[n][1] for n in order], data)
     return Entry(maker.make(DAG_PB, out), len(out) + sum(byname[n][0] for n in order), 0)
 
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import mmh3
 
-from ipmirror.codec import dagpb, varint
+from ipmirror.codec import dagpb
 from ipmirror.codec import unixfs_pb as pb
-from ipmirror.codec.cid import CID
+from ipmirror.codec.cid import CID, DAG_PB
 from ipmirror.errors import DecodeError
 from ipmirror.unixfs.nodes import BlockMaker, Entry
 
@@ -129,13 +129,12 @@ def update_hamt(maker: BlockMaker, up: HamtUpdate, fanout: int = 256, mode: int 
 # A previous shard's links as (name, tsize, CID bytes, encoded link): unchanged links are copied
 # as encoded bytes, so updating a shard of ~100 links does not decode and re-encode them all.
 _Raw = dagpb.RawLink
-_DAG_PB = 0x70
 
 
 def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int, pad: int) -> dict[int, _Raw] | None:
     """The links of the HAMT shard at ``cid`` by bucket, if it is one of this fanout; else None."""
     block = get(cid)
-    if block is None or cid.codec != _DAG_PB:
+    if block is None or cid.codec != DAG_PB:
         return None
     try:
         links, data = dagpb.split(block)
@@ -154,7 +153,7 @@ def _shard(get: Callable[[CID], bytes | None], cid: CID, fanout: int, pad: int) 
 
 
 def _encoded(cid: CID, name: str, tsize: int) -> bytes:
-    return dagpb.encode_links((dagpb.PBLink(cid, name, tsize),), None)
+    return dagpb.encode_link(dagpb.PBLink(cid, name, tsize))
 
 
 def _leaves(get: Callable[[CID], bytes | None], links: dict[int, _Raw], fanout: int,
@@ -215,5 +214,5 @@ def _apply(maker: BlockMaker, get: Callable[[CID], bytes | None], links: dict[in
             links[idx] = (prefix, child.tsize, b"", _encoded(child.cid, prefix, child.tsize))
     order = sorted(links)
     data = shard_data(order, fanout, mode, mtime)
-    block = b"".join([*(links[i][3] for i in order), b"\x0a", varint.encode(len(data)), data])
-    return Entry(maker.make(_DAG_PB, block), len(block) + sum(links[i][1] for i in order), 0)
+    block = dagpb.join([links[i][3] for i in order], data)
+    return Entry(maker.make(DAG_PB, block), len(block) + sum(links[i][1] for i in order), 0)

@@ -2,7 +2,7 @@
 
 Usage::
 
-    imp = Importer(AddOptions(profile), sink=session.put, on_added=print)
+    imp = Importer(AddOptions(profile), sink=session.put, on_event=print)   # ImportEvent each
     root = imp.add_paths(["dir"])            # -> Entry of the root
 
 Pipeline (chunker -> layout -> BlockMaker -> sink), run on threads:
@@ -11,7 +11,7 @@ Pipeline (chunker -> layout -> BlockMaker -> sink), run on threads:
 - *workers* read, chunk, hash and lay out one file each (hashlib and os.read drop the GIL, so two
   workers keep both cores busy);
 - blocks travel through a bounded queue to the calling thread, which hands them to the sink (an
-  LMDB write session belongs to its thread); the queue bounds memory. ``on_added`` events travel
+  LMDB write session belongs to its thread); the queue bounds memory. ``on_event`` events travel
   through the same queue, so an entry is reported (on the calling thread) only after all of its
   blocks went to the sink.
 Directories are built when complete, so memory is O(largest directory + files in flight), not
@@ -21,8 +21,9 @@ A :class:`TreeMemo` (``mirror sync`` passes one) lets the walk reuse what an ear
 computed: an unchanged file is not read, a directory whose children are unchanged is not
 re-encoded, and names that disappeared are reported as ``removed`` events.
 
-Files are read once, never whole: a file that changes while it is read (size or mtime differs
-before and after) is read again, and after three tries the add fails for it. Special files
+Files are read once, never whole: a file that changes while it is read (size, mtime or ctime
+differs before and after: a writer may keep the size and restore the mtime, but cannot restore the
+ctime) is read again, and after three tries the add fails for it. Special files
 (FIFOs, sockets, devices) are skipped with a warning; an unreadable file fails the add.
 """
 
@@ -41,7 +42,7 @@ from typing import Literal, Protocol
 
 from ipmirror.codec import unixfs_pb as pb
 from ipmirror.codec.cid import CID
-from ipmirror.errors import InvalidInput, IpmirrorError
+from ipmirror.errors import InvalidInput, SourceError
 from ipmirror.unixfs.balanced import BalancedBuilder
 from ipmirror.unixfs.chunker import chunks
 from ipmirror.unixfs.directory import build_directory, build_directory_sized, symlink, update_directory
@@ -72,8 +73,9 @@ class AddOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Added:
-    """One imported entry, reported after its blocks went to the sink.
+class ImportEvent:
+    """What the walk found at one path: an imported entry (``kind`` file, directory or symlink,
+    reported after its blocks went to the sink), or a name that is gone (``kind`` removed).
 
     ``path`` is relative to the added path's parent (``dir/sub/file``); ``stat`` is the file's
     stat taken before it was read; ``dir_size`` is a directory's size estimate (what chose a flat
@@ -159,11 +161,7 @@ class TreeMemo(Protocol):
 
 
 _Scan = tuple[list[bytes], int, list[bytes]]  # DirMemo.scan: (unchanged files, their bytes, the rest)
-_Item = tuple[CID, bytes] | tuple[CID, bytes, int, int] | Added
-
-
-class ImportError_(IpmirrorError, OSError):
-    """A file could not be imported (unreadable, vanished, kept changing)."""
+_Item = tuple[CID, bytes] | tuple[CID, bytes, int, int] | ImportEvent
 
 
 class _Abort(Exception):
@@ -181,17 +179,17 @@ def _metadata(st: os.stat_result, opts: AddOptions) -> tuple[int | None, pb.MTim
 
 class Importer:
     def __init__(self, options: AddOptions, sink: Sink | None = None, *,
-                 on_added: Callable[[Added], None] | None = None,
+                 on_event: Callable[[ImportEvent], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
                  memo: TreeMemo | None = None, ref_sink: RefSink | None = None,
                  report_reused: bool = True,
                  workers: int | None = None, queue_bytes: int = 64 << 20) -> None:
-        """``sink`` receives every block to store (None: hash only). ``sink`` and ``on_added``
+        """``sink`` receives every block to store (None: hash only). ``sink`` and ``on_event``
         are only ever called from the thread that calls ``add_paths``."""
         self.options = options
         self.profile = options.profile
         self._sink = sink
-        self._on_added = on_added
+        self._on_event = on_event
         self._on_warning = on_warning
         self._memo = memo
         self._report_reused = report_reused  # False: count reused files instead of reporting each
@@ -215,8 +213,8 @@ class Importer:
     # event for it.
     def _send(self, item: _Item) -> None:
         if self._q is None:  # hash only: the driver runs on the calling thread
-            if isinstance(item, Added) and self._on_added is not None:
-                self._on_added(item)
+            if isinstance(item, ImportEvent) and self._on_event is not None:
+                self._on_event(item)
             return
         tls = self._tls
         batch = getattr(tls, "batch", None)
@@ -224,7 +222,7 @@ class Importer:
             batch = tls.batch = []
             tls.nbytes = 0
         batch.append(item)
-        if not isinstance(item, Added):
+        if not isinstance(item, ImportEvent):
             tls.nbytes += len(item[1]) if len(item) == 2 else 64
         if len(batch) >= BATCH_ITEMS or tls.nbytes >= self._batch_bytes:
             self._flush()
@@ -282,16 +280,16 @@ class Importer:
         t = threading.Thread(target=driver, name="ipmirror-import", daemon=True)
         t.start()
         sink = self._sink
-        on_added = self._on_added
+        on_event = self._on_event
         try:
             while True:
                 batch = q.get()
                 if batch is None:
                     break
                 for item in batch:
-                    if isinstance(item, Added):
-                        if on_added is not None:
-                            on_added(item)
+                    if isinstance(item, ImportEvent):
+                        if on_event is not None:
+                            on_event(item)
                     elif len(item) == 2:
                         sink(*item)
                     else:
@@ -308,15 +306,15 @@ class Importer:
             self._q = None
         if error:
             if isinstance(error[0], _Abort):
-                raise ImportError_("import aborted")
+                raise SourceError("import aborted")
             raise error[0]
         return result[0]
 
     # -- driver ----------------------------------------------------------------------------
     def _emit(self, path: str, entry: Entry | None, kind: EntryKind, st: os.stat_result | None = None,
               dir_size: int = 0, reused: bool = False) -> None:
-        if self._on_added is not None:
-            self._send(Added(path, entry, kind, st, dir_size, reused))
+        if self._on_event is not None:
+            self._send(ImportEvent(path, entry, kind, st, dir_size, reused))
 
     def _drive(self, paths: Sequence[str | os.PathLike[str]], sink: Sink) -> list[Entry]:
         maker = BlockMaker(self.profile, sink)
@@ -341,7 +339,7 @@ class Importer:
         try:
             st = os.lstat(path)
         except OSError as e:
-            raise ImportError_(f"{path}: {e.strerror}") from None
+            raise SourceError(f"{path}: {e.strerror}") from None
         if statmod.S_ISLNK(st.st_mode):
             return self._symlink(maker, path, rel, st)
         if statmod.S_ISDIR(st.st_mode):
@@ -358,7 +356,7 @@ class Importer:
         try:
             target = os.readlink(os.fsencode(path))
         except OSError as e:
-            raise ImportError_(f"{path}: {e.strerror}") from None
+            raise SourceError(f"{path}: {e.strerror}") from None
         mode, mtime = _metadata(st, self.options)
         entry = symlink(maker, target, mode, mtime)
         self._emit(rel, entry, "symlink", st)
@@ -401,7 +399,7 @@ class Importer:
                 with os.scandir(bpath) as it:
                     items = [(d.name, d) for d in sorted(it, key=lambda d: d.name)]
         except OSError as e:
-            raise ImportError_(f"{path}: {e.strerror}") from None
+            raise SourceError(f"{path}: {e.strerror}") from None
         children: list[tuple[bytes, Entry]] = []
         changed: list[bytes] = []  # names whose entry is (or may be) new
         files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
@@ -525,9 +523,9 @@ class Importer:
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             except FileNotFoundError:
-                raise ImportError_(f"{path}: vanished during add") from None
+                raise SourceError(f"{path}: vanished during add") from None
             except OSError as e:
-                raise ImportError_(f"{path}: {e.strerror}") from None
+                raise SourceError(f"{path}: {e.strerror}") from None
             try:
                 before = os.fstat(fd)
                 if hasattr(os, "posix_fadvise"):
@@ -536,14 +534,15 @@ class Importer:
                                        os.fsencode(os.path.abspath(path)) if self.options.nocopy else None)
                 after = os.fstat(fd)
             except OSError as e:
-                raise ImportError_(f"{path}: {e.strerror}") from None
+                raise SourceError(f"{path}: {e.strerror}") from None
             finally:
                 os.close(fd)
-            if (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) \
-                    and after.st_size == entry.size:
+            # ctime too: a writer can keep the size and put the mtime back, not the ctime
+            if (before.st_size, before.st_mtime_ns, before.st_ctime_ns) \
+                    == (after.st_size, after.st_mtime_ns, after.st_ctime_ns) and after.st_size == entry.size:
                 return entry, before
             self._warn(f"{path}: changed while being read, reading it again")
-        raise ImportError_(f"{path}: kept changing while being read ({MAX_TRIES} tries)")
+        raise SourceError(f"{path}: kept changing while being read ({MAX_TRIES} tries)")
 
     def import_fd(self, maker: BlockMaker, fd: int, mode: int | None = None,
                   mtime: pb.MTime | None = None, nocopy_path: bytes | None = None) -> Entry:

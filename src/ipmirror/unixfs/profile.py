@@ -4,7 +4,7 @@ Usage::
 
     p = PRESETS["unixfs-v1-2025"]
     p = p.replace(cid_version=0)          # Kubo-like flag overrides
-    p = resolve("unixfs-v0-2015", cid_version=1)   # Kubo rule: CIDv1 implies raw leaves
+    p = from_preset("unixfs-v0-2015", cid_version=1)   # Kubo rule: CIDv1 implies raw leaves
 
 Presets and their HAMT switch rule:
 
@@ -119,10 +119,10 @@ PRESETS: Final[dict[str, Profile]] = {
 DEFAULT_PROFILE: Final = "unixfs-v1-2025"
 
 
-def resolve(name: str, *, cid_version: int | None = None, raw_leaves: bool | None = None,
-            chunker: str | None = None, max_links: int | None = None, trickle: bool | None = None,
-            inline: bool | None = None, inline_limit: int | None = None,
-            hamt_switch: str | None = None) -> Profile:
+def from_preset(name: str, *, cid_version: int | None = None, raw_leaves: bool | None = None,
+                chunker: str | None = None, max_links: int | None = None, trickle: bool | None = None,
+                inline: bool | None = None, inline_limit: int | None = None,
+                hamt_switch: str | None = None) -> Profile:
     """A preset with Kubo-style overrides applied (``--cid-version 1`` implies raw leaves)."""
     try:
         p = PRESETS[name]

@@ -1,4 +1,8 @@
-"""Links of a block by codec, for walking DAGs below the UnixFS layer (GC, pins, verify, CAR).
+"""Links of a block by codec, and a depth-first walk of a DAG (GC, pins, verify, CAR, sync).
+
+Usage::
+
+    for cid, data in walk(root, store.get, missing_ok=True): ...
 
 dag-pb and raw are understood; dag-cbor links (tag 42) are read by a small scanner; any other
 codec is treated as a leaf.

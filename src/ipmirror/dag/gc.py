@@ -1,5 +1,10 @@
 """Garbage collection and verification of a block store.
 
+Usage::
+
+    res = collect(store)            # GcResult: blocks removed, mark rounds
+    rep = verify(store)             # VerifyReport: corrupt, missing, stale no-copy blocks
+
 GC is mark-and-sweep against a snapshot of the pins: mark every block reachable from a recursive
 pin (and each direct pin), then delete unmarked blocks in batches. Each batch is one write
 transaction that (a) re-checks that the pins have not changed since the mark (else GC marks
@@ -7,8 +12,9 @@ again), and (b) skips blocks staged by a live write session — so an add runnin
 never loses a block it wrote or reused but has not pinned yet. Sessions that died (their lock is
 free) have their staging cleared first.
 
-Space: LMDB reuses the pages GC frees for later writes; the file shrinks only when compacted
-(``LmdbStore.compact``, ``repo gc --compact``; see docs/design.md).
+The marking walks links (``dag/walk.py``); the backend provides the rest through its declared
+``GcStaging`` (``store/base.py``). Space: LMDB reuses the pages GC frees for later writes; the file
+shrinks only when compacted (a ``Compactable`` store, ``repo gc --compact``; see docs/design.md).
 """
 
 from __future__ import annotations
@@ -17,9 +23,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ipmirror.codec.cid import CID, RAW, verify_multihash
+from ipmirror.dag.walk import walk
 from ipmirror.errors import DecodeError, UnsupportedFormat
-from ipmirror.store.base import Blockstore
-from ipmirror.store.dag import walk
+from ipmirror.store.base import Blockstore, NoCopyStore, Store
 from ipmirror.store.filestore import StaleReference, read_ref
 
 SWEEP_BATCH = 10_000
@@ -42,13 +48,11 @@ def mark(store: Blockstore, pins: Sequence[tuple[CID, str]]) -> set[bytes]:
     return live
 
 
-def collect(store: Blockstore, max_rounds: int = 5) -> GcResult:
+def collect(store: Store, max_rounds: int = 5) -> GcResult:
     res = GcResult()
-    clear = getattr(store, "clear_dead_sessions", None)
     while res.rounds < max_rounds:
         res.rounds += 1
-        if clear is not None:
-            clear()
+        store.clear_dead_sessions()
         epoch, pins = store.gc_snapshot()
         live = mark(store, pins)
         batch: list[bytes] = []
@@ -90,7 +94,7 @@ class VerifyReport:
         return not (self.corrupt or self.missing or self.undecodable)
 
 
-def verify(store: Blockstore) -> VerifyReport:
+def verify(store: Store) -> VerifyReport:
     """Re-hash every block; check every pinned DAG is complete. No-copy references whose files
     changed are reported as stale, not as corruption or missing blocks (an older version of a
     no-copy mirror is expected to lose the files the operator has since overwritten)."""
@@ -102,10 +106,9 @@ def verify(store: Blockstore) -> VerifyReport:
                 rep.corrupt.append(mh)
         except UnsupportedFormat:
             rep.unverifiable.append(mh)
-    iter_refs = getattr(store, "iter_refs", None)
     stale: set[bytes] = set()
-    if iter_refs is not None:
-        for mh, raw in iter_refs():
+    if isinstance(store, NoCopyStore):
+        for mh, raw in store.iter_refs():
             rep.refs += 1
             try:
                 read_ref(CID(1, RAW, mh), raw)

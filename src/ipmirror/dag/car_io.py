@@ -1,4 +1,5 @@
-"""CAR export and import over a block store (``ipmirror dag export/import``).
+"""CAR export and import over a block store (``ipmirror dag export/import``). The CAR format
+itself (header, frames; pure) is ``codec/car.py``.
 
 Usage::
 
@@ -16,9 +17,9 @@ from dataclasses import dataclass, field
 
 from ipmirror.codec.car import Read, encode_frame, encode_header, read_car
 from ipmirror.codec.cid import CID, verify_multihash
+from ipmirror.dag.walk import walk
 from ipmirror.errors import DecodeError, UnsupportedFormat
 from ipmirror.store.base import Blockstore
-from ipmirror.store.dag import walk
 
 
 def export_car(get: Callable[[CID], bytes], root: CID, write: Callable[[bytes], object]) -> int:
