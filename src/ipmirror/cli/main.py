@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from ipmirror import __version__
-from ipmirror.cli import add, admin, config, mirror, naming, read, serve, swarm
+from ipmirror.cli import add, admin, config, mirror, mount, naming, read, serve, swarm
 from ipmirror.cli.common import Ctx, bool_flags, normalize_bools, tune_malloc
 from ipmirror.errors import EXIT_FAILURE, EXIT_INTERRUPTED, IpmirrorError
 
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.register(sub)
     config.register(sub)
     swarm.register(sub)
+    mount.register(sub)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda ctx: (ctx.print(f"ipmirror {__version__}"), 0)[1])
     return p
