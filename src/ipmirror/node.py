@@ -4,14 +4,16 @@ the commands need (use cases live in their layers: e.g. mirror/register.py, gate
 Usage::
 
     with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror, created on first use
-        repo.store.get(cid)
+        repo.blocks.get(cid)               # what readers use: every block checked against its hash
+        repo.store                         # the store itself: writers, GC, verify
         repo.profile                       # the repo's default import profile
         repo.names, repo.keystore          # one of each per Repo (they remember what they verified)
         repo.gateway_backend()             # the gateway's narrow view of the node
 
 Layout of a repository::
 
-    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]}
+    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]
+                      [, "hash_on_read": false]}
     blocks/          the LMDB block store (data.mdb, lock.mdb, sessions/)
     mirrors/         mirror definitions, versions and the per-file index (LMDB)
     keys/            private keys (0600), Kubo's libp2p protobuf format
@@ -38,6 +40,7 @@ from ipmirror.naming.keystore import Keystore
 from ipmirror.naming.names import Names
 from ipmirror.store.base import Store
 from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.store.verified import VerifiedBlocks
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
 
 REPO_VERSION = 1
@@ -57,6 +60,7 @@ class Repo:
         self._mirror_db: MirrorDB | None = None
         self._keystore: Keystore | None = None
         self._names: Names | None = None
+        self._blocks: VerifiedBlocks | None = None
 
     @staticmethod
     def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
@@ -106,6 +110,24 @@ class Repo:
         v = self.config.get("batch_bytes")
         return int(v) if isinstance(v, int) and v > 0 else None
 
+    @property
+    def hash_on_read(self) -> bool:
+        """Check every block handed to a reader against its hash (config ``hash_on_read``,
+        default true; Kubo's ``Datastore.HashOnRead``)."""
+        v = self.config.get("hash_on_read", True)
+        if not isinstance(v, bool):
+            raise StoreError(f"repository config: hash_on_read must be true or false, not {v!r}")
+        return v
+
+    @property
+    def blocks(self) -> VerifiedBlocks:
+        """The blocks as every reader gets them (cat, get, ls, dag export, block get, the
+        gateway): checked against their hash unless ``hash_on_read`` is false (store/verified.py).
+        One object per Repo: it counts the damaged reads a status page shows."""
+        if self._blocks is None:
+            self._blocks = VerifiedBlocks(self.store, verify=self.hash_on_read)
+        return self._blocks
+
     # -- mirrors ----------------------------------------------------------------------------------
     @property
     def mirror_db(self) -> MirrorDB:
@@ -137,7 +159,7 @@ class Repo:
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
         """The gateway's view of this node; makes the node key (``self``) on first use."""
-        backend = NodeBackend(self.store, self.names, self.keystore, mirror_path=self.mirror_lookup,
+        backend = NodeBackend(self.blocks, self.names, self.keystore, mirror_path=self.mirror_lookup,
                               mirror_key=self._mirror_key)
         backend.peer_id()
         return backend

@@ -75,7 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--compact", action="store_true",
                    help="then shrink the data file (only when no other process uses the repository)")
     p.set_defaults(func=repo_gc)
-    p = repo.add_parser("verify", help="re-hash every block and check every pinned DAG")
+    p = repo.add_parser("verify", help="re-hash every block and check every pinned DAG "
+                        "(exit 1: damaged or missing blocks; 3: only stale no-copy files)")
+    p.add_argument("--repair", action="store_true",
+                   help="remove damaged blocks, so the next add or mirror sync writes them again")
     p.set_defaults(func=repo_verify)
     p = repo.add_parser("stat", help="repository statistics")
     p.add_argument("--json", action="store_true")
@@ -84,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _cid_of(repo: Repo, text: str) -> CID:
     root, parts = parse_path(text)
-    return Resolver(repo.store.get).resolve_path(root, parts).cid if parts else root
+    return Resolver(repo.blocks.get).resolve_path(root, parts).cid if parts else root
 
 
 def init(ctx: Ctx) -> int:
@@ -102,7 +105,7 @@ def init(ctx: Ctx) -> int:
 
 def block_get(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
-        sys.stdout.buffer.write(repo.store.get(CID.parse(ctx.args.cid)))
+        sys.stdout.buffer.write(repo.blocks.get(CID.parse(ctx.args.cid)))
         sys.stdout.buffer.flush()
     return 0
 
@@ -159,7 +162,7 @@ def dag_export(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         cid = _cid_of(repo, ctx.args.path)
         out = sys.stdout.buffer
-        export_car(repo.store.get, cid, out.write)
+        export_car(repo.blocks.get, cid, out.write)
         out.flush()
     return 0
 
@@ -192,7 +195,7 @@ def dag_stat(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         cid = _cid_of(repo, ctx.args.path)
         size = n = 0
-        for c, data in walk(cid, repo.store.get):
+        for c, data in walk(cid, repo.blocks.get):
             if c.is_identity:  # inlined in its parent's link; not a stored block (as in CARs)
                 continue
             n += 1
@@ -270,26 +273,84 @@ def repo_gc(ctx: Ctx) -> int:
     return 0
 
 
+def _needed_by(repo: Repo, roots: list[CID]) -> str:
+    """``ROOT (mirror NAME version N, pinned by user), …`` for a problem block's pins."""
+    versions: dict[str, list[str]] = {}
+    for m in repo.mirror_db.mirrors():
+        for v in repo.mirror_db.versions(m.id):
+            versions.setdefault(v.root, []).append(f"mirror {m.name} version {v.number}")
+    out = []
+    for root in roots:
+        who = list(versions.get(str(root), []))
+        who += [f"pinned by {h}" for h in repo.store.pin_holders(root) if h not in ("mirrors", "")]
+        out.append(f"{root} ({', '.join(who)})" if who else str(root))
+    return ", ".join(out)
+
+
+def _latest_needing(repo: Repo, roots: set[str]) -> list[str]:
+    """Mirrors whose latest version needs one of ``roots``."""
+    out = []
+    for m in repo.mirror_db.mirrors():
+        vs = repo.mirror_db.versions(m.id)
+        if vs and vs[-1].root in roots:
+            out.append(m.name)
+    return out
+
+
 def repo_verify(ctx: Ctx) -> int:
+    """Exit 0 clean, 1 when a block is damaged or missing, 3 when only no-copy files are stale."""
     with ctx.open_repo() as repo:
         rep = gcmod.verify(repo.store)
+        needs = rep.needs
         for mh in rep.corrupt:
-            ctx.print(f"corrupt: block {CID(1, RAW, mh)} does not match its hash")
-        for root, missing in rep.missing:
-            ctx.print(f"missing: block {missing} (pinned under {root}) is not in the store")
+            cid, _k, roots = needs.get(mh, (CID(1, RAW, mh), "", []))
+            ctx.print(f"damaged: block {cid} does not match its hash"
+                      + (f"; needed by {_needed_by(repo, roots)}" if roots else "; no pin needs it"))
+        shown: set[bytes] = set()
+        for _root, c in rep.missing:
+            if c.multihash not in shown:
+                shown.add(c.multihash)
+                ctx.print(f"missing: block {c} is not in the store; needed by "
+                          f"{_needed_by(repo, needs[c.multihash][2])}")
         for root, msg in rep.undecodable:
             ctx.print(f"undecodable: DAG under {root}: {msg}")
-        for _mh, why in rep.stale:
-            ctx.print(f"stale: {why}")
+        for mh, why in rep.stale:
+            roots = needs[mh][2] if mh in needs else []
+            ctx.print(f"stale: {why}" + (f"; needed by {_needed_by(repo, roots)}" if roots else ""))
         for mh in rep.unverifiable:
             ctx.print(f"skipped: block {CID(1, RAW, mh)} uses a hash function ipmirror cannot check")
         refs = f" and {rep.refs} no-copy references ({len(rep.stale)} stale)" if rep.refs else ""
+        if ctx.args.repair and rep.corrupt:
+            _repair(ctx, repo, rep)
         if rep.ok:
-            ctx.print(f"verified {rep.blocks} blocks{refs}: ok")
-            return 0
-        n = len(rep.corrupt) + len(rep.missing) + len(rep.undecodable)
-        ctx.print(f"verified {rep.blocks} blocks: {n} problem(s)")
-        return 1
+            ctx.print(f"verified {rep.blocks} blocks{refs}: " + ("ok" if not rep.stale else "stale no-copy files"))
+            return rep.exit_code
+        n = len(rep.corrupt) + len(shown) + len(rep.undecodable)
+        ctx.print(f"verified {rep.blocks} blocks{refs}: {n} problem(s)")
+        return rep.exit_code
+
+
+def _repair(ctx: Ctx, repo: Repo, rep: gcmod.VerifyReport) -> None:
+    """Remove the damaged blocks; make the next sync of a mirror whose latest version needs one
+    check every reused file's blocks (so it reads the files again and rewrites them); say what
+    stays lost."""
+    removed = gcmod.repair(repo.store, rep)
+    roots = {str(r) for mh in removed if mh in rep.needs for r in rep.needs[mh][2]}
+    resync = _latest_needing(repo, roots)
+    for name in resync:
+        m = repo.mirror_db.get_mirror(name)
+        if m is not None:
+            m.completed_gen = 0  # as after an interrupted sync: reused files are checked first
+            repo.mirror_db.put_mirror(m)
+    ctx.print(f"repaired: removed {len(removed)} damaged block(s)")
+    for name in resync:
+        ctx.print(f"repaired: the next 'ipmirror mirror sync {name}' writes its missing blocks "
+                  "again from the files that still hold them")
+    for mh in removed:
+        if mh in rep.needs:
+            cid, _k, need = rep.needs[mh]
+            ctx.print(f"lost: block {cid} until the same data is added, imported or synced again; "
+                      f"needed by {_needed_by(repo, need)}")
 
 
 def repo_stat(ctx: Ctx) -> int:
