@@ -12,9 +12,9 @@ from ipmirror.codec.cid import CID, CODEC_NAMES, RAW
 from ipmirror.dag import gc as gcmod
 from ipmirror.dag.car_io import export_car, import_car
 from ipmirror.dag.walk import walk
-from ipmirror.errors import DecodeError, InvalidInput, NotFound
+from ipmirror.errors import DecodeError, InvalidInput
 from ipmirror.node import Repo
-from ipmirror.store.base import Compactable
+from ipmirror.store.base import Compactable, PinKind
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
 from ipmirror.unixfs.resolve import Resolver, parse_path
 
@@ -142,13 +142,16 @@ def block_stat(ctx: Ctx) -> int:
 
 
 def block_rm(ctx: Ctx) -> int:
+    """Refuses a block any pin's DAG holds (naming the pin), as Kubo does."""
     rc = 0
     with ctx.open_repo() as repo:
-        pinned = {c.multihash for c, _ in repo.store.pins()}
-        for text in ctx.args.cids:
-            cid = CID.parse(text)
-            if cid.multihash in pinned:
-                ctx.err.write(f"Error: {cid} is pinned; unpin it first\n")
+        cids = [CID.parse(text) for text in ctx.args.cids]
+        held = gcmod.pins_reaching(repo.store, {c.multihash for c in cids})
+        for cid in cids:
+            pin = held.get(cid.multihash)
+            if pin is not None:
+                ctx.err.write(f"Error: {cid} is pinned; unpin it first\n" if pin.multihash == cid.multihash
+                              else f"Error: {cid} is part of the DAG pinned at {pin}; unpin that first\n")
                 rc = 1
             elif repo.store.delete(cid):
                 ctx.print(f"removed {cid}")
@@ -211,17 +214,9 @@ def pin_add(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         for text in ctx.args.paths:
             cid = _cid_of(repo, text)
-            if ctx.args.recursive:
-                missing = next(gcmod.iter_missing(repo.store, cid), None)
-                if missing is not None:
-                    raise NotFound(f"cannot pin {cid}: block {missing} is not in the store", missing)
-                repo.store.pin_add(cid, "recursive")
-                ctx.print(f"pinned {cid} recursively")
-            else:
-                if not repo.store.has(cid):
-                    raise NotFound(f"cannot pin {cid}: it is not in the store", cid)
-                repo.store.pin_add(cid, "direct")
-                ctx.print(f"pinned {cid} directly")
+            kind: PinKind = "recursive" if ctx.args.recursive else "direct"
+            gcmod.pin_dag(repo.store, cid, kind)  # the check and the pin: atomic against GC
+            ctx.print(f"pinned {cid} {'recursively' if kind == 'recursive' else 'directly'}")
     return 0
 
 
@@ -323,7 +318,8 @@ def repo_verify(ctx: Ctx) -> int:
         if ctx.args.repair and rep.corrupt:
             _repair(ctx, repo, rep)
         if rep.ok:
-            ctx.print(f"verified {rep.blocks} blocks{refs}: " + ("ok" if not rep.stale else "stale no-copy files"))
+            state = "stale no-copy files" if rep.stale else "ok"
+            ctx.print(f"verified {rep.blocks} blocks{refs}: {state}")
             return rep.exit_code
         n = len(rep.corrupt) + len(shown) + len(rep.undecodable)
         ctx.print(f"verified {rep.blocks} blocks{refs}: {n} problem(s)")

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from ipmirror.codec.cid import CID, RAW, verify_multihash
 from ipmirror.dag.walk import walk
-from ipmirror.errors import BlockNotFound, DecodeError, UnsupportedFormat
-from ipmirror.store.base import Blockstore, NoCopyStore, Store
+from ipmirror.errors import BlockNotFound, DecodeError, NotFound, UnsupportedFormat
+from ipmirror.store.base import USER, Blockstore, NoCopyStore, PinKind, Store
 from ipmirror.store.filestore import StaleReference, read_ref
 
 SWEEP_BATCH = 10_000
@@ -153,9 +153,9 @@ def verify(store: Store) -> VerifyReport:
             found = found or not store.has(root) or root.multihash in damaged
             continue
         try:
-            for c, data in walk(root, get, skip=lambda c: c.multihash in seen, missing_ok=True):
+            for c, d in walk(root, get, skip=lambda c: c.multihash in seen, missing_ok=True):
                 seen.add(c.multihash)
-                found = found or data is None
+                found = found or d is None
         except DecodeError as e:
             rep.undecodable.append((root, str(e)))
     if not found:
@@ -185,6 +185,39 @@ def repair(store: Store, rep: VerifyReport) -> list[bytes]:
         if store.delete(CID(1, RAW, mh)):
             removed.append(mh)
     return removed
+
+
+def pins_reaching(store: Store, targets: set[bytes]) -> dict[bytes, CID]:
+    """For each of ``targets`` (multihashes) that a pin's DAG holds: one such pin (``block rm``
+    refuses to remove those, as Kubo does)."""
+    out: dict[bytes, CID] = {}
+    for root, kind in store.pins():
+        if kind != "recursive":
+            if root.multihash in targets:
+                out.setdefault(root.multihash, root)
+            continue
+        for c, _d in walk(root, store.get, missing_ok=True):
+            if c.multihash in targets:
+                out.setdefault(c.multihash, root)
+        if len(out) == len(targets):
+            break
+    return out
+
+
+def pin_dag(store: Store, root: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
+    """Pin ``root`` if its DAG is complete (recursive) or the block is present (direct); raise
+    NotFound naming the first missing block otherwise. Atomic with respect to GC: every block is
+    found through a write session (which stages it, store rule 3) and the pin is recorded when
+    the session ends, so a GC running meanwhile cannot take a block between the check and the pin."""
+    with store.session() as s:
+        if kind != "recursive":
+            if not s.has(root):
+                raise NotFound(f"cannot pin {root}: it is not in the store", root)
+        else:
+            for c, d in walk(root, store.get, missing_ok=True):
+                if d is None or not s.has(c):
+                    raise NotFound(f"cannot pin {root}: block {c} is not in the store", c)
+        s.pin(root, kind, owner)
 
 
 def iter_missing(store: Blockstore, root: CID) -> Iterator[CID]:
