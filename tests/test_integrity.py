@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import lmdb
 import pytest
 
 from _cli import CLI
@@ -26,10 +27,18 @@ from ipmirror.store.verified import VerifiedBlocks
 MiB = 1 << 20
 
 
+def used_bytes(blocks: Path) -> bytes:
+    """The used part of a block database file (the file itself is sparse, as large as the map)."""
+    with lmdb.open(str(blocks), readonly=True, lock=False, max_dbs=8) as env:
+        n = (env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    with (blocks / "data.mdb").open("rb") as f:
+        return f.read(n)
+
+
 def flip(repo: Path, content: bytes, at: int = 1000) -> None:
     """Change 4 bytes of ``content`` where it lies in the block database (it must be there once)."""
     db = repo / "blocks" / "data.mdb"
-    raw = db.read_bytes()
+    raw = used_bytes(repo / "blocks")
     off = raw.find(content[:64])
     assert off >= 0, "block bytes not found in data.mdb"
     assert raw.find(content[:64], off + 1) < 0, "block bytes found twice"

@@ -28,11 +28,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.codec.cid import verify_multihash
+from ipmirror.dag.gc import iter_missing
+from ipmirror.errors import Conflict, InvalidInput, StoreError, UnsupportedFormat
 from ipmirror.gateway.node_backend import NodeBackend
 from ipmirror.mirror.db import Mirror, MirrorDB
 from ipmirror.mirror.manager import Mirrors
@@ -40,6 +44,7 @@ from ipmirror.naming.keystore import Keystore
 from ipmirror.naming.names import Names
 from ipmirror.store.base import Store
 from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.store.salvage import salvage_env
 from ipmirror.store.verified import VerifiedBlocks
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
 
@@ -192,6 +197,81 @@ class Repo:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+@dataclass
+class RecoverReport:
+    """What ``recover`` saved and what it could not."""
+
+    copied: dict[str, int] = field(default_factory=dict)  # "blocks", "pins", "keys", … -> how many
+    lost: list[str] = field(default_factory=list)  # one line per thing not saved
+
+
+def recover(src: Path, dst: Path) -> RecoverReport:
+    """Copy every readable block, pin, no-copy reference, key, IPNS record and mirror record of
+    the repository at ``src`` (its databases possibly damaged) into a new repository at ``dst``.
+    Blocks whose bytes do not match their hash are not copied; pins whose DAG is then incomplete
+    are kept (``repo verify`` lists what they miss) and reported. Run it with no other process
+    using ``src``."""
+    if not (src / "config.json").exists() and not (src / "blocks").is_dir():
+        raise StoreError(f"no ipmirror repository at {src}")
+    if dst.exists() and any(dst.iterdir()):
+        raise Conflict(f"{dst} exists and is not empty; recover into a new path")
+    rep = RecoverReport()
+    try:
+        cfg = _read_config(src / "config.json")
+    except StoreError as e:
+        cfg = {"version": REPO_VERSION, "profile": DEFAULT_PROFILE}
+        rep.lost.append(f"config: {e} (a default config was written)")
+    Repo.init(dst, str(cfg.get("profile", DEFAULT_PROFILE)))
+    tmp = dst / "config.tmp"
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    os.replace(tmp, dst / "config.json")
+
+    def whole(mh: bytes, data: bytes) -> bool:
+        try:
+            return verify_multihash(mh, data)
+        except UnsupportedFormat:
+            return True
+
+    store = LmdbStore.open(dst / "blocks")
+    try:
+        if (src / "blocks" / "data.mdb").exists():
+            br = salvage_env(src / "blocks", store.env, [b"blocks", b"pins", b"refs"],
+                             check={b"blocks": whole})
+            rep.copied.update(br.copied)
+            rep.lost += [f"blocks: {n} damaged block(s) not copied" for n in br.dropped.values()]
+            rep.lost += [f"block store: {u}" for u in br.unreadable]
+            store.recount()
+            for root, _kind in store.pins():
+                missing = sum(1 for _ in iter_missing(store, root))
+                if missing:
+                    rep.lost.append(f"pin {root}: {missing} block(s) of its DAG could not be saved "
+                                    "(add, import or sync the data again)")
+    finally:
+        store.close()
+    if (src / "mirrors" / "data.mdb").exists():
+        mdb = MirrorDB.open(dst / "mirrors")
+        try:
+            mr = salvage_env(src / "mirrors", mdb.env, [b"mirrors", b"versions", b"index"])
+        finally:
+            mdb.close()
+        rep.copied.update({f"mirror {k}": v for k, v in mr.copied.items()})
+        rep.lost += [f"mirror state: {u}" for u in mr.unreadable]
+    for sub in ("keys", "names"):
+        n = 0
+        for f in sorted((src / sub).rglob("*")) if (src / sub).is_dir() else []:
+            if not f.is_file():
+                continue
+            target = dst / sub / f.relative_to(src / sub)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                n += 1
+            except OSError as e:
+                rep.lost.append(f"{sub}: {f.relative_to(src)}: {e.strerror}")
+        rep.copied[sub] = n
+    return rep
 
 
 def _read_config(p: Path) -> dict[str, object]:

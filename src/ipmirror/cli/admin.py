@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import dagpb
@@ -13,7 +14,7 @@ from ipmirror.dag import gc as gcmod
 from ipmirror.dag.car_io import export_car, import_car
 from ipmirror.dag.walk import walk
 from ipmirror.errors import DecodeError, InvalidInput
-from ipmirror.node import Repo
+from ipmirror.node import Repo, recover
 from ipmirror.store.base import Compactable, PinKind
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
 from ipmirror.unixfs.resolve import Resolver, parse_path
@@ -80,6 +81,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--repair", action="store_true",
                    help="remove damaged blocks, so the next add or mirror sync writes them again")
     p.set_defaults(func=repo_verify)
+    p = repo.add_parser("recover", help="copy everything readable of a damaged repository into a new one")
+    p.add_argument("--to", required=True, metavar="NEWPATH", help="the new repository (must not exist)")
+    p.set_defaults(func=repo_recover)
     p = repo.add_parser("stat", help="repository statistics")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=repo_stat)
@@ -347,6 +351,20 @@ def _repair(ctx: Ctx, repo: Repo, rep: gcmod.VerifyReport) -> None:
             cid, _k, need = rep.needs[mh]
             ctx.print(f"lost: block {cid} until the same data is added, imported or synced again; "
                       f"needed by {_needed_by(repo, need)}")
+
+
+def repo_recover(ctx: Ctx) -> int:
+    """Exit 0 when everything was saved, 3 (partial) when something could not be."""
+    src, dst = ctx.repo_path, Path(ctx.args.to).expanduser()
+    rep = recover(src, dst)
+    saved = ", ".join(f"{n} {what}" for what, n in rep.copied.items())
+    ctx.print(f"recovered into {dst}: {saved}")
+    for line in rep.lost:
+        ctx.print(f"not saved: {line}")
+    if rep.lost:
+        ctx.print(f"partial: run 'ipmirror repo verify' with IPMIRROR_PATH={dst} to see what is missing")
+        return 3
+    return 0
 
 
 def repo_stat(ctx: Ctx) -> int:
