@@ -3,6 +3,7 @@
 Layers. Imports only point down; import-linter checks the rules in pyproject.toml::
 
     cli/            thin: parse args, call the library, print, return an exit code
+    serving.py      what `ipmirror serve` runs: the apps and services of the shells, composed
     node.py         composition root: opens the repository, picks the concrete store, hands out
                     narrow handles (the only module above store/ that may import a concrete store)
     server/ gateway/ cache/ follow/ peer/ mount/
@@ -10,6 +11,7 @@ Layers. Imports only point down; import-linter checks the rules in pyproject.tom
                     gateway, and (as they land) the pull-through cache, the follower, the libp2p
                     peer and the FUSE mount. Only these import aiohttp (or trio, FUSE) directly.
     mirror/ naming/ mutable state: mirror versions of a directory tree; keys, IPNS records, DNSLink
+    config.py       the typed repository configuration, read once at the edge
     dag/            DAGs over a store: link walking, CAR export/import and block selection, GC, verify
     unixfs/         UnixFS importer, balanced and trickle layouts, directories and HAMT, exporter,
                     the one path resolver (unixfs/resolve.py)
