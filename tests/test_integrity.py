@@ -151,6 +151,10 @@ def test_gateway_never_serves_damaged_blocks(cli: CLI, repo_path: Path, tmp_path
         log = srv.log_text()
         assert log.count(f"damaged block {small_cid}") == 1  # logged once per block, no traceback
         assert "Traceback" not in log
+        (worker,) = json.loads(cli("status", "--json").text)["workers"]  # counted, for the status page
+        counts = worker["apps"]["gateway"]["integrity"]
+        assert counts["hash_on_read"] and counts["damaged_reads"] >= 10
+        assert str(small_cid) in counts["damaged"]
 
 
 # -- the wrapper itself -------------------------------------------------------------------------------
