@@ -1,10 +1,12 @@
-"""Garbage collection and verification of a block store.
+"""Garbage collection, verification and repair of a block store, and the pin rules around them.
 
 Usage::
 
     res = collect(store)            # GcResult: blocks removed, mark rounds
     rep = verify(store)             # VerifyReport: damaged, missing, stale blocks and who needs them
     repair(store, rep)              # remove the damaged blocks, so the next add or sync rewrites them
+    pin_dag(store, root)            # pin a complete DAG, atomically with respect to GC
+    pins_reaching(store, {mh})      # which pin's DAG holds a block (block rm refuses those)
 
 GC is mark-and-sweep against a snapshot of the pins: mark every block reachable from a recursive
 pin (and each direct pin), then delete unmarked blocks in batches. Each batch is one write
