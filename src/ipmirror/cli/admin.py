@@ -13,7 +13,7 @@ from ipmirror.codec.cid import CID, CODEC_NAMES, RAW
 from ipmirror.dag import gc as gcmod
 from ipmirror.dag.car_io import export_car, import_car
 from ipmirror.dag.walk import walk
-from ipmirror.errors import DecodeError, InvalidInput
+from ipmirror.errors import EXIT_OK, EXIT_PARTIAL, DecodeError, InvalidInput
 from ipmirror.node import Repo, recover
 from ipmirror.store.base import Compactable, PinKind
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
@@ -363,8 +363,8 @@ def repo_recover(ctx: Ctx) -> int:
         ctx.print(f"not saved: {line}")
     if rep.lost:
         ctx.print(f"partial: run 'ipmirror repo verify' with IPMIRROR_PATH={dst} to see what is missing")
-        return 3
-    return 0
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def repo_stat(ctx: Ctx) -> int:

@@ -27,7 +27,15 @@ from dataclasses import dataclass, field
 
 from ipmirror.codec.cid import CID, RAW, verify_multihash
 from ipmirror.dag.walk import walk
-from ipmirror.errors import BlockNotFound, DecodeError, NotFound, UnsupportedFormat
+from ipmirror.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    BlockNotFound,
+    DecodeError,
+    NotFound,
+    UnsupportedFormat,
+)
 from ipmirror.store.base import USER, Blockstore, NoCopyStore, PinKind, Store
 from ipmirror.store.filestore import StaleReference, read_ref
 
@@ -108,7 +116,7 @@ class VerifyReport:
     @property
     def exit_code(self) -> int:
         """0 clean; 1 a block is damaged or missing; 3 only no-copy files are stale."""
-        return 1 if not self.ok else 3 if self.stale else 0
+        return EXIT_FAILURE if not self.ok else EXIT_PARTIAL if self.stale else EXIT_OK
 
 
 def verify(store: Store) -> VerifyReport:
