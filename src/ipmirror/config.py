@@ -93,6 +93,7 @@ class Config:
     version: int = VERSION
     profile: str = DEFAULT_PROFILE
     batch_bytes: int | None = None
+    hash_on_read: bool = True  # check every block a reader gets against its hash (store/verified.py)
     server: ServerConfig = ServerConfig()
     republish: RepublishConfig = RepublishConfig()
     watch: WatchConfig = WatchConfig()

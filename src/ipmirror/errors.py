@@ -38,7 +38,8 @@ code  name                 meaning
                            or missing blocks), internal error
 2     ``EXIT_USAGE``       usage error (argparse)
 3     ``EXIT_PARTIAL``     done in part: a sync that left out unreadable files; ``repo verify`` that
-                           found only stale no-copy references
+                           found only stale no-copy references; ``repo recover`` that could not
+                           save everything
 4     ``EXIT_REFUSED``     refused on purpose: a source check (:class:`Refused`), an IPNS record
                            older than the one held (:class:`StaleRecord`)
 5     ``EXIT_BUSY``        busy: another process holds what is needed (:class:`Busy`)

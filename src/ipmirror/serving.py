@@ -26,6 +26,7 @@ from ipmirror.config import Config
 from ipmirror.errors import IpmirrorError, StoreError
 from ipmirror.gateway.app import BACKEND, make_app
 from ipmirror.gateway.config import GatewayConfig
+from ipmirror.gateway.node_backend import NodeBackend
 from ipmirror.gateway.replay import REPLAY, replay_first
 from ipmirror.mirror.db import Version
 from ipmirror.node import Repo, read_settings
@@ -53,10 +54,16 @@ def _gateway_front(app: web.Application, handler: Handler) -> Handler:
     return replay_first(app[REPLAY], app[BACKEND], handler)
 
 
+def _gateway_status(app: web.Application) -> dict[str, Any]:
+    backend = app[BACKEND]
+    return {"integrity": backend.integrity()} if isinstance(backend, NodeBackend) else {}
+
+
 def apps() -> dict[str, AppSpec[Repo]]:
     """The HTTP apps a listener may name (``server.listeners[i].apps``)."""
     return {
-        "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front),
+        "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front,
+                           status=_gateway_status),
     }
 
 

@@ -50,7 +50,7 @@ def cat(ctx: Ctx) -> int:
     if a.offset < 0 or (a.length is not None and a.length < 0):
         raise InvalidInput("offset and length must not be negative")
     with ctx.open_repo() as repo:
-        get = repo.store.get
+        get = repo.blocks.get
         cid = _target(get, a.path)
         out = sys.stdout.buffer
         for chunk in ex.read(get, cid, a.offset, a.length):
@@ -65,7 +65,7 @@ _KIND_CODE = {"directory": 1, "hamt-sharded-directory": 1, "file": 2, "raw": 2, 
 def ls(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        get = repo.store.get
+        get = repo.blocks.get
         cid = _target(get, a.path)
         node = ex.stat(get, cid)
         rows: list[tuple[str, CID, ex.Node]] = []
@@ -92,7 +92,7 @@ def ls(ctx: Ctx) -> int:
 def get(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        getb = repo.store.get
+        getb = repo.blocks.get
         root, parts = parse_path(a.path)
         cid = Resolver(getb).resolve_path(root, parts).cid
         dest = a.output or (parts[-1] if parts else str(root))
