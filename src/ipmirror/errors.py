@@ -17,10 +17,12 @@ builtin it most resembles, so callers may catch either::
     ├── StoreError (OSError)                the repository cannot be opened/used (locked, permissions)
     ├── SourceError (OSError)               a file being added/synced cannot be read (unreadable,
     │                                       vanished, kept changing while read)
-    └── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    ├── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    └── UpstreamError (ConnectionError)     a cache's upstream failed or answered wrongly (bad status,
+                                            hash mismatch, oversized or malformed); ``.status``
 
 The CLI maps every ``IpmirrorError`` (``InvalidInput``, ``NotFound``, ``PathNotFound``, ``Corrupt``,
-``StoreError``, ``SourceError``, ``Conflict``) to a one-line message and exit status 1; anything
+``StoreError``, ``SourceError``, ``Conflict``, ``UpstreamError``) to a one-line message and exit status 1; anything
 else is a bug (one line plus a hint, or a traceback with ``--debug``).
 """
 
@@ -91,6 +93,16 @@ class SourceError(IpmirrorError, OSError):
 
 class Conflict(IpmirrorError, FileExistsError):
     """A target exists already and may not be replaced."""
+
+
+class UpstreamError(IpmirrorError, ConnectionError):
+    """A cache's upstream failed: unreachable, timed out, a bad status, a redirect to another host,
+    an oversized or malformed document, bytes that do not match the published hash. ``.status`` is
+    the HTTP status to answer with (404 when the upstream has no such thing, else 502)."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class InvalidRecord(InvalidInput):

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 
 from ipmirror import __version__
-from ipmirror.cli import add, admin, mirror, naming, read, serve
+from ipmirror.cli import add, admin, cache, mirror, naming, read, serve
 from ipmirror.cli.common import Ctx, bool_flags, normalize_bools, tune_malloc
 from ipmirror.errors import IpmirrorError
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(sub)
     naming.register(sub)
     mirror.register(sub)
+    cache.register(sub)
     serve.register(sub)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda ctx: (ctx.print(f"ipmirror {__version__}"), 0)[1])

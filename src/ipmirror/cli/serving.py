@@ -137,6 +137,12 @@ def _worker(ctx: Ctx, sock: socket.socket, republish: bool, parent: int | None =
     a = ctx.args
     with ctx.open_repo() as repo:  # opened here, in the worker: LMDB must not cross a fork
         app = make_app(repo.gateway_backend(), GatewayConfig(public_url=a.public_url))
+        # The caches' routes on the gateway's app until the runtime (server/) mounts apps itself.
+        from ipmirror.cache.app import Sessions, add_routes
+        from ipmirror.cache.core import CacheCore
+        sessions = Sessions()
+        add_routes(app, CacheCore(repo.cache_db, repo.store, repo.profile, repo.path / "caches", sessions),
+                   sessions)
         if republish:
             async def start_bg(app: web.Application) -> None:
                 app["republisher"] = asyncio.create_task(
