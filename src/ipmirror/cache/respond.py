@@ -9,9 +9,11 @@ Usage::
 
 Rules: a stored artifact answers ``Range`` (gateway/ranges.py: malformed ranges ignored,
 unsatisfiable ones 416) with ``X-Ipfs-Path`` and an ``ETag`` naming its CID; an artifact being
-filled is sent whole (a ``Range`` is ignored, as HTTP allows). A fill that fails before the first
-byte went out is a clean status (502, or 404 when the upstream has no such file); after, the
-connection is closed before the end, so the client never holds a complete-looking wrong file.
+filled is sent whole (a ``Range`` is ignored, as HTTP allows). The answer starts once ``HOLD``
+bytes arrived, so an artifact smaller than that is verified before anything is sent. A fill that
+fails before the answer started is a clean status (502, or 404 when the upstream has no such file);
+after, the connection is closed before the end, so the client never holds a complete-looking wrong
+file.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from ipmirror.gateway.ranges import send_ranged
 log = logging.getLogger("ipmirror.cache")
 IMMUTABLE = "public, max-age=31536000, immutable"
 SMALL = 1 << 20  # stored artifacts up to this size are answered from one read
+HOLD = 256 << 10  # bytes of a fill gathered before answering (all of a smaller artifact, verified)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +93,14 @@ async def serve_artifact(request: web.Request, core: CacheCore, cs: CacheSetting
             continue  # stored meanwhile
         core.count(cs.name, "misses")
         it = aiter(body)
-        try:
-            first = await anext(it, b"")
+        first, done = b"", False
+        try:  # a small artifact is verified before its answer starts: a mismatch is a clean 502
+            while len(first) < HOLD:
+                chunk = await anext(it, None)
+                if chunk is None:
+                    done = True
+                    break
+                first += chunk
         except FillFailed as e:
             raise UpstreamError(str(e), e.status) from None
         cid = None
@@ -99,6 +108,8 @@ async def serve_artifact(request: web.Request, core: CacheCore, cs: CacheSetting
         if want.sha256 and want.size is not None and p.raw_leaves and p.chunker.kind == "size" \
                 and want.size <= p.chunker.size and not (p.inline and want.size <= p.inline_limit):
             cid = str(cas.raw_cid(want.sha256))  # a one-chunk file is the raw block of its hash
+        if done:
+            return web.Response(body=first, headers=_headers(want.content_type, cid, want.sha256))
         resp = web.StreamResponse(headers=_headers(want.content_type, cid, want.sha256))
         if want.size is not None:
             resp.content_length = want.size
