@@ -121,14 +121,16 @@ class Upstream:
             if d.requires_python:
                 attrs += f' data-requires-python="{html.escape(d.requires_python)}"'
             lines.append(f"<a {attrs}>{d.filename}</a><br>")
-        return web.Response(text="<html><body>\n" + "\n".join(lines) + "\n</body></html>", content_type="text/html")
+        return web.Response(text="<html><body>\n" + "\n".join(lines) + "\n</body></html>",
+                            content_type="text/html")
 
     async def _simple(self, request: web.Request) -> web.StreamResponse:
         project = request.match_info["project"]
         self.page_fetches[project] += 1
         mode = self.page_mode.get(project, "")
         if mode == "malformed-json":
-            return web.Response(text='{"meta": {"api-version": "1.1"}, "name": ', content_type="application/json")
+            return web.Response(text='{"meta": {"api-version": "1.1"}, "name": ',
+                                content_type="application/json")
         if mode == "not-an-index":
             return web.Response(text="[1, 2, 3]", content_type="application/vnd.pypi.simple.v1+json")
         if mode == "huge":

@@ -126,6 +126,7 @@ def test_pip_and_uv_through_the_cache_then_without_upstream(up: Upstream, tmp_pa
         assert srv.get(f"/ipfs/{cid}").body == beta.data  # a UnixFS file of the store, like any other
     st = stats(repo)
     assert st["artifacts"] == 4 and st["unverified"] == 0, st  # two wheels, two .metadata files
+    assert "exported 2 artifacts" in run_cli(repo, "cache", "export", "pypi")
     up.stop()
     with serve(repo, tmp_path / "w2", "--workers", "1") as srv:  # a restart keeps the cache
         py = venv(tmp_path / "v4")
@@ -133,6 +134,11 @@ def test_pip_and_uv_through_the_cache_then_without_upstream(up: Upstream, tmp_pa
         assert "Successfully installed alpha-1.0 beta-1.0" in p.stdout, p.stdout + p.stderr
         pip(venv(tmp_path / "v5"), index(srv), "--require-hashes", "-r", str(req))
         uv(venv(tmp_path / "v6"), index(srv), "beta")
+        # the export is a mirror like any other: a static index of what was cached, under IPNS
+        page = srv.get("/ipns/cache-pypi/simple/beta/").body
+        assert beta.filename.encode() in page and sha(beta.data).encode() in page
+        assert srv.get(f"/ipns/cache-pypi/files/beta/{beta.filename}").body == beta.data
+        pip(venv(tmp_path / "v8"), f"{srv.base}/ipns/cache-pypi/simple/", "beta")
         r = srv.get("/cache/pypi/simple/beta/", {"Accept": ix.JSON_V1})
         assert r.status == 200 and r.header("Warning").startswith("111") and int(r.header("Age")) >= 0
         # never fetched: a clear failure, not an empty page
@@ -198,7 +204,8 @@ def test_twenty_concurrent_requests_one_upstream_download(tmp_path: Path) -> Non
                 t.start()
             for t in threads:
                 t.join(120)
-            assert results == [(200, sha(big.data))] * 20, [r for r in results if r != (200, sha(big.data))][:3]
+            good = (200, sha(big.data))
+            assert results == [good] * 20, [r for r in results if r != good][:3]
             assert up.downloads[big.filename] == 1
             r = srv.get(file_path(big, "big"), {"Range": "bytes=1000-1999"})  # from the store now
             assert r.status == 206 and r.body == big.data[1000:2000]
@@ -350,10 +357,12 @@ def test_cache_commands(tmp_path: Path) -> None:
     for bad in (["cache", "add", "py", "--type", "pypi", "--upstream", "http://127.0.0.1:1/"],
                 ["cache", "add", "Bad/Name", "--type", "pypi", "--upstream", "http://127.0.0.1:1/"],
                 ["cache", "add", "x", "--type", "pypi", "--upstream", "ftp://h/"],
-                ["cache", "add", "x", "--type", "pypi", "--upstream", "http://127.0.0.1:1/", "--max-size", "lots"],
+                ["cache", "add", "x", "--type", "pypi", "--upstream", "http://127.0.0.1:1/",
+                 "--max-size", "lots"],
                 ["cache", "rm", "nope"], ["cache", "stats", "nope"]):
         r = cli(*bad)
-        assert r.returncode == 1 and r.stderr.startswith("Error: ") and len(r.stderr.splitlines()) == 1, r.stderr
+        assert r.returncode == 1 and r.stderr.startswith("Error: "), r.stderr
+        assert len(r.stderr.splitlines()) == 1, r.stderr
     assert json.loads(cli("cache", "stats", "py", "--json").stdout)["artifacts"] == 0
     assert cli("cache", "rm", "py").returncode == 0
     assert json.loads(cli("cache", "list", "--json").stdout) == []

@@ -22,8 +22,8 @@ builtin it most resembles, so callers may catch either::
                                             hash mismatch, oversized or malformed); ``.status``
 
 The CLI maps every ``IpmirrorError`` (``InvalidInput``, ``NotFound``, ``PathNotFound``, ``Corrupt``,
-``StoreError``, ``SourceError``, ``Conflict``, ``UpstreamError``) to a one-line message and exit status 1; anything
-else is a bug (one line plus a hint, or a traceback with ``--debug``).
+``StoreError``, ``SourceError``, ``Conflict``, ``UpstreamError``) to a one-line message and exit
+status 1; anything else is a bug (one line plus a hint, or a traceback with ``--debug``).
 """
 
 from __future__ import annotations

@@ -30,7 +30,6 @@ import aiohttp
 from aiohttp import web
 
 from ipmirror import __version__
-
 from ipmirror.cache import pypi
 from ipmirror.cache.core import CacheCore
 from ipmirror.cache.db import CacheSettings

@@ -107,7 +107,8 @@ class CacheCore:
                 log.warning("cache: writing counters failed: %s", e)
 
     # -- metadata documents ----------------------------------------------------------------------
-    async def get_doc(self, cs: CacheSettings, key: str, url: str, accept: str, convert: Convert) -> DocResult:
+    async def get_doc(self, cs: CacheSettings, key: str, url: str, accept: str,
+                      convert: Convert) -> DocResult:
         k = (cs.name, key)
         fut = self._inflight.get(k)
         if fut is not None:
@@ -125,7 +126,8 @@ class CacheCore:
         finally:
             del self._inflight[k]
 
-    async def _get_doc(self, cs: CacheSettings, key: str, url: str, accept: str, convert: Convert) -> DocResult:
+    async def _get_doc(self, cs: CacheSettings, key: str, url: str, accept: str,
+                       convert: Convert) -> DocResult:
         old = self.db.doc(cs.name, key)
         now = time.time()
         if old is not None and now - old.fetched_at < cs.ttl:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ipmirror.errors import StoreError
 
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS artifacts (sha256 TEXT PRIMARY KEY, cid TEXT NOT NULL
     last_access REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS artifacts_lru ON artifacts (cache, last_access);
 CREATE TABLE IF NOT EXISTS unverified (url TEXT PRIMARY KEY, sha256 TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS counters (cache TEXT, name TEXT, value INTEGER NOT NULL, PRIMARY KEY (cache, name));
+CREATE TABLE IF NOT EXISTS counters (cache TEXT, name TEXT, value INTEGER NOT NULL,
+    PRIMARY KEY (cache, name));
 """
 
 
@@ -104,7 +106,7 @@ class CacheDB:
     def close(self) -> None:
         self._c.close()
 
-    def _q(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    def _q(self, sql: str, args: tuple[object, ...] = ()) -> list[Any]:
         with self._lock:
             return self._c.execute(sql, args).fetchall()
 
@@ -125,7 +127,7 @@ class CacheDB:
                 (s.name, s.type, s.upstream, s.ttl, int(s.offline), s.max_size, time.time()))
 
     def caches(self) -> list[CacheSettings]:
-        return [CacheSettings(str(n), str(t), str(u), float(tl), bool(o), int(m))  # type: ignore[arg-type]
+        return [CacheSettings(str(n), str(t), str(u), float(tl), bool(o), int(m))
                 for n, t, u, tl, o, m in self._q(
                     "SELECT name, type, upstream, ttl, offline, max_size FROM caches ORDER BY name")]
 
@@ -150,7 +152,7 @@ class CacheDB:
         if not rows:
             return None
         b, e, lm, f = rows[0]
-        return Doc(bytes(b), e, lm, float(f))  # type: ignore[arg-type]
+        return Doc(bytes(b), e, lm, float(f))
 
     def put_doc(self, cache: str, key: str, d: Doc) -> None:
         self._q("INSERT OR REPLACE INTO docs VALUES (?,?,?,?,?,?)",
@@ -172,7 +174,7 @@ class CacheDB:
     def file(self, cache: str, project: str, filename: str) -> FileRow | None:
         rows = self._q("SELECT url, sha256, size, meta_sha256 FROM files WHERE cache=? AND project=? "
                        "AND filename=?", (cache, project, filename))
-        return FileRow(*rows[0]) if rows else None  # type: ignore[arg-type]
+        return FileRow(*rows[0]) if rows else None
 
     def file_by_hash(self, sha256: str) -> tuple[str, str, FileRow] | None:
         """``(cache, filename, row)`` of a file some index published with this sha256."""
@@ -181,7 +183,7 @@ class CacheDB:
         if not rows:
             return None
         c, fn, *rest = rows[0]
-        return str(c), str(fn), FileRow(*rest)  # type: ignore[arg-type]
+        return str(c), str(fn), FileRow(*rest)
 
     # -- artifacts -------------------------------------------------------------------------------
     def artifact(self, sha256: str) -> Artifact | None:
@@ -204,7 +206,7 @@ class CacheDB:
         """``(artifacts, bytes, unverified)`` held by a cache."""
         (n, b, u), = self._q("SELECT COUNT(*), COALESCE(SUM(size),0), COALESCE(SUM(1-verified),0) "
                              "FROM artifacts WHERE cache=?", (cache,))
-        return int(n), int(b), int(u)  # type: ignore[call-overload]
+        return int(n), int(b), int(u)
 
     def touch_artifacts(self, times: dict[str, float]) -> None:
         self._many("UPDATE artifacts SET last_access=MAX(last_access, ?) WHERE sha256=?",
@@ -225,11 +227,11 @@ class CacheDB:
                    ((c, n, v) for (c, n), v in deltas.items()))
 
     def counters(self, cache: str) -> dict[str, int]:
-        return {str(n): int(v) for n, v in self._q(  # type: ignore[call-overload]
+        return {str(n): int(v) for n, v in self._q(
             "SELECT name, value FROM counters WHERE cache=?", (cache,))}
 
 
-def _artifact(r: tuple[object, ...]) -> Artifact:
+def _artifact(r: Any) -> Artifact:
     h, cid, size, ver, cache, fn, st, la = r
-    return Artifact(str(h), str(cid), int(size), bool(ver), str(cache), str(fn), float(st),  # type: ignore[call-overload]
-                    float(la))  # type: ignore[arg-type]
+    return Artifact(str(h), str(cid), int(size), bool(ver), str(cache), str(fn), float(st),
+                    float(la))

@@ -98,7 +98,7 @@ def negotiate(accept: str | None) -> Literal["json", "html"]:
     best: tuple[float, int, str] | None = None
     offers = {JSON_V1: "json", JSON_LATEST: "json", HTML_V1: "html", HTML_LATEST: "html",
               "text/html": "html", "*/*": "html", "text/*": "html", "application/*": "json"}
-    for i, part in enumerate(accept.split(",")):
+    for part in accept.split(","):
         mtype, *params = (p.strip() for p in part.split(";"))
         q = 1.0
         for p in params:
@@ -343,8 +343,8 @@ def render_html(p: Project, url_for: UrlFor, metadata: Can) -> bytes:
 
 def render_root(names: list[str], fmt: Literal["json", "html"]) -> bytes:
     if fmt == "json":
-        return json.dumps({"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]},
-                          separators=(",", ":")).encode()
+        doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for n in names]}
+        return json.dumps(doc, separators=(",", ":")).encode()
     body = "\n".join(f'<a href="{html.escape(normalize(n))}/">{html.escape(n)}</a><br>' for n in names)
-    return (f"<!DOCTYPE html>\n<html>\n<head><meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">"
+    return (f'<!DOCTYPE html>\n<html>\n<head><meta name="pypi:repository-version" content="{API_VERSION}">'
             f"<title>Simple index</title></head>\n<body>\n{body}\n</body>\n</html>\n").encode()

@@ -58,7 +58,8 @@ def _headers(ctype: str, cid: str | None, sha256: str | None) -> dict[str, str]:
     return h
 
 
-async def serve_stored(request: web.Request, core: CacheCore, art: Artifact, ctype: str) -> web.StreamResponse:
+async def serve_stored(request: web.Request, core: CacheCore, art: Artifact,
+                       ctype: str) -> web.StreamResponse:
     cid = CID.parse(art.cid)
     headers = _headers(ctype, art.cid, art.sha256 if art.verified else None)
     store = core.store
@@ -70,7 +71,8 @@ async def serve_stored(request: web.Request, core: CacheCore, art: Artifact, cty
     return await send_ranged(request, headers, art.size, read=lambda a, b: cas.read(store, cid, a, b))
 
 
-async def serve_artifact(request: web.Request, core: CacheCore, cs: CacheSettings, want: Want) -> web.StreamResponse:
+async def serve_artifact(request: web.Request, core: CacheCore, cs: CacheSettings,
+                         want: Want) -> web.StreamResponse:
     for _ in range(3):
         art = await core.lookup(want.sha256, cs.name, want.filename) if want.sha256 else None
         if art is None and want.sha256 is None and want.url is not None:

@@ -185,11 +185,20 @@ def url(ctx: Ctx) -> int:
 
 
 def export(ctx: Ctx) -> int:
-    from ipmirror.cache.export import export_cache
+    from ipmirror.cache.export import materialize
+    from ipmirror.mirror.register import add_mirror
 
+    name = ctx.args.name
     with ctx.open_repo() as repo:
-        if repo.cache_db.cache(ctx.args.name) is None:
-            raise NotFound(f"no cache named {ctx.args.name!r}")
-        mirror, version = export_cache(repo, ctx.args.name)
-    ctx.print(f"exported cache {ctx.args.name} as mirror {mirror} version {version.number}: /ipfs/{version.root}")
+        if repo.cache_db.cache(name) is None:
+            raise NotFound(f"no cache named {name!r}")
+        out = repo.path / "caches" / "export" / name
+        n = materialize(repo.cache_db, repo.store, name, out)
+        mirror = f"cache-{name}"
+        mirrors = repo.mirrors()
+        if repo.mirror_db.get_mirror(mirror) is None:
+            add_mirror(mirrors, repo.keystore, mirror, str(out), profile=repo.profile.name)
+        version = mirrors.sync(mirror)
+    ctx.print(f"exported {n} artifacts of cache {name} as mirror {mirror} version {version.number}: "
+              f"/ipfs/{version.root}")
     return 0
