@@ -25,6 +25,7 @@ from _serve import HOST, Server, run_cli, serve
 from ipmirror.cache import pypi_index as ix
 from ipmirror.cache.app import hostile
 from ipmirror.cache.pipconf import check_upstream, pip_index_url
+from ipmirror.cli.main import main
 from ipmirror.errors import DecodeError, InvalidInput
 
 
@@ -92,6 +93,15 @@ def add_cache(repo: Path, up: Upstream, *args: str) -> None:
 
 def index(srv: Server) -> str:
     return f"{srv.base}/cache/pypi/simple/"
+
+
+def wait_stored(srv: Server, path: str) -> None:
+    """Until the artifact is served from the store (a fill in progress ignores Range)."""
+    for _ in range(200):
+        if srv.get(path, {"Range": "bytes=0-0"}).status == 206:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} was not stored")
 
 
 def file_path(d: Dist, project: str) -> str:
@@ -207,6 +217,7 @@ def test_twenty_concurrent_requests_one_upstream_download(tmp_path: Path) -> Non
             good = (200, sha(big.data))
             assert results == [good] * 20, [r for r in results if r != good][:3]
             assert up.downloads[big.filename] == 1
+            wait_stored(srv, file_path(big, "big"))
             r = srv.get(file_path(big, "big"), {"Range": "bytes=1000-1999"})  # from the store now
             assert r.status == 206 and r.body == big.data[1000:2000]
             assert r.header("X-Ipfs-Path").startswith("/ipfs/bafybei")  # 32 chunks: a dag-pb root
@@ -305,10 +316,7 @@ def test_hostile_clients_and_negotiation(up: Upstream, tmp_path: Path) -> None:
         assert r.header("Content-Type").startswith(ix.JSON_V1) and r.header("Vary") == "Accept"
         path = file_path(alpha, "alpha")
         assert srv.get(path).body == alpha.data
-        for _ in range(100):  # stored once the fill is done; a fill in progress ignores Range
-            if srv.get(path, {"Range": "bytes=0-0"}).status == 206:
-                break
-            time.sleep(0.05)
+        wait_stored(srv, path)
         r = srv.get(path, {"Range": "bytes=99999999999999999999-"})
         assert r.status == 416
         r = srv.get(path, {"Range": "bytes=" + ",".join(f"{i}-{i}" for i in range(500))})
@@ -333,39 +341,42 @@ def test_max_size_evicts_least_recently_used(up: Upstream, tmp_path: Path) -> No
 
 # -- the CLI ---------------------------------------------------------------------------------------
 
-def test_cache_commands(tmp_path: Path) -> None:
+def test_cache_commands(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                        capsys: pytest.CaptureFixture[str]) -> None:
     repo = tmp_path / "repo"
     conf = tmp_path / "pip.conf"
     conf.write_text("[global]\nindex-url = http://u:secret@127.0.0.1:9/simple\n")
-    env = dict(os.environ, IPMIRROR_PATH=str(repo), PIP_CONFIG_FILE=str(conf))
-    env.pop("PIP_INDEX_URL", None)
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ipmirror", *args], env=env, capture_output=True,
-                              text=True, timeout=60)
+    def cli(*args: str) -> tuple[int, str, str]:
+        rc = main(["--repo-dir", str(repo), *args])
+        out = capsys.readouterr()
+        return rc, out.out, out.err
 
-    assert cli("cache", "add", "py", "--type", "pypi").returncode == 0
-    listed = json.loads(cli("cache", "list", "--json").stdout)
+    assert cli("cache", "add", "py", "--type", "pypi")[0] == 0
+    listed = json.loads(cli("cache", "list", "--json")[1])
     assert listed == [{"name": "py", "type": "pypi", "upstream": "http://u:***@127.0.0.1:9/simple/",
                        "ttl": 600.0, "offline": False, "max_size": 0}]
-    assert "secret" not in cli("cache", "list").stdout
-    assert cli("cache", "url", "py", "--base", "http://127.0.0.1:8080").stdout.strip() == \
+    assert "secret" not in cli("cache", "list")[1]
+    assert cli("cache", "url", "py", "--base", "http://127.0.0.1:8080")[1].strip() == \
         "http://127.0.0.1:8080/cache/py/simple/"
     conf.write_text("[global]\nindex-url = http://127.0.0.1:8080/cache/py/simple/\n")
-    r = cli("cache", "add", "again", "--type", "pypi")
-    assert r.returncode == 1 and "is an ipmirror cache itself" in r.stderr and "Traceback" not in r.stderr
+    rc, _, err = cli("cache", "add", "again", "--type", "pypi")
+    assert rc == 1 and "is an ipmirror cache itself" in err and "Traceback" not in err
     for bad in (["cache", "add", "py", "--type", "pypi", "--upstream", "http://127.0.0.1:1/"],
                 ["cache", "add", "Bad/Name", "--type", "pypi", "--upstream", "http://127.0.0.1:1/"],
                 ["cache", "add", "x", "--type", "pypi", "--upstream", "ftp://h/"],
                 ["cache", "add", "x", "--type", "pypi", "--upstream", "http://127.0.0.1:1/",
                  "--max-size", "lots"],
-                ["cache", "rm", "nope"], ["cache", "stats", "nope"]):
-        r = cli(*bad)
-        assert r.returncode == 1 and r.stderr.startswith("Error: "), r.stderr
-        assert len(r.stderr.splitlines()) == 1, r.stderr
-    assert json.loads(cli("cache", "stats", "py", "--json").stdout)["artifacts"] == 0
-    assert cli("cache", "rm", "py").returncode == 0
-    assert json.loads(cli("cache", "list", "--json").stdout) == []
+                ["cache", "rm", "nope"], ["cache", "stats", "nope"], ["cache", "export", "nope"]):
+        rc, _, err = cli(*bad)
+        assert rc == 1 and err.startswith("Error: ") and len(err.splitlines()) == 1, err
+    assert cli("cache", "set", "py", "--ttl", "5", "--max-size", "1G")[0] == 0
+    assert json.loads(cli("cache", "list", "--json")[1])[0]["max_size"] == 1 << 30
+    assert json.loads(cli("cache", "stats", "py", "--json")[1])["artifacts"] == 0
+    assert cli("cache", "rm", "py")[0] == 0
+    assert json.loads(cli("cache", "list", "--json")[1]) == []
 
 
 # -- the pure parts --------------------------------------------------------------------------------

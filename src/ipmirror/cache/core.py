@@ -33,7 +33,8 @@ import aiohttp
 from ipmirror.cache import cas
 from ipmirror.cache.db import Artifact, CacheDB, CacheSettings, Doc
 from ipmirror.cache.fill import Fills, Job
-from ipmirror.cache.upstream import Limits, Upstream, redact
+from ipmirror.cache.pipconf import redact
+from ipmirror.cache.upstream import Limits, Upstream
 from ipmirror.codec.cid import CID
 from ipmirror.errors import DecodeError, UpstreamError
 from ipmirror.store.base import Store

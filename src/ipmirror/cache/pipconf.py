@@ -4,7 +4,8 @@ environment and reads nothing else for it but the files named here).
 Usage::
 
     url = pip_index_url(os.environ, Path.home())   # None when pip has none configured
-    check_not_a_cache(url)                         # InvalidInput if it points at an ipmirror cache
+    check_upstream(url)                            # InvalidInput if it points at an ipmirror cache
+    redact(url)                                    # for logs and listings: no password
 
 Where pip looks, lowest precedence first (pip's documented order): ``/etc/xdg/pip/pip.conf``,
 ``/etc/pip.conf``, ``~/.pip/pip.conf``, ``$XDG_CONFIG_HOME/pip/pip.conf`` (``~/.config``),
@@ -19,7 +20,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from ipmirror.errors import InvalidInput
 
@@ -66,3 +67,12 @@ def check_upstream(url: str) -> str:
         raise InvalidInput(f"upstream {u.scheme}://{u.hostname}{u.path} is an ipmirror cache itself "
                            "(pip is configured to use the cache); give --upstream")
     return url if url.endswith("/") else url + "/"
+
+
+def redact(url: str) -> str:
+    """The URL fit for logs and listings: a password replaced by ``***``."""
+    u = urlsplit(url)
+    if u.password is None:
+        return url
+    netloc = u.netloc.rsplit("@", 1)[1]
+    return urlunsplit((u.scheme, f"{u.username}:***@{netloc}", u.path, u.query, u.fragment))

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import aiohttp
 
@@ -49,18 +49,8 @@ def split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{u.port}" if u.port else host
-    from urllib.parse import unquote
     auth = aiohttp.BasicAuth(unquote(u.username), unquote(u.password or ""))
     return urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment)), auth
-
-
-def redact(url: str) -> str:
-    """The URL fit for logs and listings: a password replaced by ``***``."""
-    u = urlsplit(url)
-    if u.password is None:
-        return url
-    netloc = u.netloc.rsplit("@", 1)[1]
-    return urlunsplit((u.scheme, f"{u.username}:***@{netloc}", u.path, u.query, u.fragment))
 
 
 def origin(url: str) -> tuple[str, str, int | None]:

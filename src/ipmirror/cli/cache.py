@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 
 from ipmirror.cache.db import CacheSettings
-from ipmirror.cache.pipconf import check_upstream, pip_index_url
-from ipmirror.cache.upstream import redact
+from ipmirror.cache.pipconf import check_upstream, pip_index_url, redact
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.errors import Conflict, InvalidInput, NotFound
 
