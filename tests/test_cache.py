@@ -428,3 +428,59 @@ def test_negotiation_names_paths_and_pip_config(tmp_path: Path) -> None:
     assert check_upstream("http://127.0.0.1:1/simple") == "http://127.0.0.1:1/simple/"
     with pytest.raises(InvalidInput):
         check_upstream("http://127.0.0.1:8080/cache/p/simple/")
+
+
+# -- in process: timeouts --------------------------------------------------------------------------
+
+def test_slow_upstream_times_out_and_stale_is_served(tmp_path: Path) -> None:
+    """A slow-loris upstream (headers, then nothing) fails after the read timeout; a page fetched
+    before is then served stale, with Age and Warning."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    from ipmirror.cache.app import Sessions, make_app
+    from ipmirror.cache.core import CacheCore
+    from ipmirror.cache.db import CacheDB, CacheSettings
+    from ipmirror.cache.upstream import Limits
+    from ipmirror.store.memory import MemoryStore
+    from ipmirror.unixfs.profile import PRESETS
+
+    up = Upstream.start({"alpha": [wheel("alpha", "1.0", [])]})
+    db = CacheDB.open(tmp_path / "caches")
+    db.add_cache(CacheSettings("p", "pypi", up.url, ttl=0))
+
+    async def go() -> None:
+        sessions = Sessions()
+        core = CacheCore(db, MemoryStore(), PRESETS["unixfs-v1-2025"], tmp_path / "caches", sessions,
+                         Limits(connect_timeout=2, read_timeout=0.5))
+        runner = web.AppRunner(make_app(core, sessions))
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/cache/p/simple/alpha/"
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(base) as r:
+                    assert r.status == 200 and "Warning" not in r.headers
+                async with s.get(base + "../../files/alpha/alpha-1.0-py3-none-any.whl") as r:
+                    assert r.status == 200
+                up.page_mode["alpha"] = "slow"
+                t0 = time.monotonic()
+                async with s.get(base) as r:
+                    assert r.status == 200 and b"alpha-1.0" in await r.read()
+                    assert r.headers["Warning"].startswith("111") and "Age" in r.headers
+                assert time.monotonic() - t0 < 5
+                db.add_cache(CacheSettings("q", "pypi", up.url, ttl=0))
+                core._settings_at = 0.0  # noqa: SLF001 (read the new cache now, not in 2 s)
+                async with s.get(base.replace("/p/", "/q/")) as r:
+                    assert r.status == 502 and "Timeout" in await r.text()
+        finally:
+            await runner.cleanup()
+
+    try:
+        asyncio.run(go())
+    finally:
+        db.close()
+        up.close()

@@ -134,7 +134,7 @@ async def serve_artifact(request: web.Request, core: CacheCore, cs: CacheSetting
 def doc_response(doc: DocResult, body: bytes, ctype: str) -> web.Response:
     headers = {"Content-Type": ctype, "Vary": "Accept", "Cache-Control": "max-age=60"}
     age = max(0, int(time.time() - doc.fetched_at))
-    if age:
+    if age or doc.stale:
         headers["Age"] = str(age)
     if doc.stale:
         headers["Warning"] = doc.warning
