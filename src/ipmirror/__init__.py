@@ -4,6 +4,7 @@ Layers (imports only point down; checked by import-linter, see pyproject.toml)::
 
     cli/        thin: parse args, call the library, print, return an exit code
     node.py     composition: opens the repository, picks concrete backends
+    cache/      pull-through caches of package registries (an I/O shell: aiohttp allowed)
     dag/        DAGs over a store: link walking, CAR export/import and block selection, GC, verify
     unixfs/     UnixFS importer, layouts, HAMT, exporter
     store/      Blockstore contract and capabilities; LMDB and memory backends; pins (only node.py
