@@ -16,10 +16,13 @@ Rules:
 - When the page is served without the upstream's word (offline, or stale because the upstream
   failed) only files the cache holds are listed, and core metadata is advertised only where it is
   held; otherwise metadata is advertised as the upstream published it (fetched on demand).
+- A process keeps the last ``RENDERED_MAX`` parsed documents and rendered pages, keyed by the
+  document's fetch time, so a cache hit does not parse and render again.
 """
 
 from __future__ import annotations
 
+from typing import TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
@@ -29,6 +32,12 @@ from ipmirror.cache.core import CacheCore, DocResult
 from ipmirror.cache.db import CacheSettings
 from ipmirror.cache.respond import Want, doc_response, serve_artifact
 from ipmirror.errors import InvalidInput, NotFound
+
+K = TypeVar("K")
+V = TypeVar("V")
+RENDERED_MAX = 256  # projects' parsed documents and rendered pages kept per process
+_PARSED: dict[tuple[str, str, float], ix.Project] = {}
+_RENDERED: dict[tuple[str, str, str, float], bytes] = {}
 
 
 def _root_convert(body: bytes, ctype: str, url: str) -> bytes:
@@ -67,7 +76,9 @@ async def project_doc(core: CacheCore, cs: CacheSettings, project: str) -> tuple
 
     doc = await core.get_doc(cs, f"simple/{project}", core.upstream(cs).url(f"{project}/"),
                              ix.UPSTREAM_ACCEPT, convert)
-    return doc, ix.load(doc.body)
+    key = (cs.name, project, doc.fetched_at)
+    p = _PARSED.get(key)
+    return doc, p if p is not None else _remember(_PARSED, key, ix.load(doc.body))
 
 
 def _held(core: CacheCore, f: ix.IndexFile) -> bool:
@@ -92,6 +103,9 @@ async def _project_page(request: web.Request, core: CacheCore, cs: CacheSettings
         raise web.HTTPMovedPermanently(f"../{project}/")
     fmt = ix.negotiate(request.headers.get("Accept"))
     doc, p = await project_doc(core, cs, project)
+    key = (cs.name, project, fmt, doc.fetched_at)
+    if not doc.stale and key in _RENDERED:
+        return doc_response(doc, _RENDERED[key], ix.content_type(fmt))
     if doc.stale:  # list what can be served without the upstream
         p = ix.Project(p.name, tuple(f for f in p.files if _held(core, f)), p.versions)
 
@@ -105,7 +119,17 @@ async def _project_page(request: web.Request, core: CacheCore, cs: CacheSettings
         return f"../../files/{project}/{quote(f.filename)}"
 
     render = ix.render_json if fmt == "json" else ix.render_html
-    return doc_response(doc, render(p, url_for, metadata), ix.content_type(fmt))
+    body = render(p, url_for, metadata)
+    if not doc.stale:
+        _remember(_RENDERED, key, body)
+    return doc_response(doc, body, ix.content_type(fmt))
+
+
+def _remember(cache: dict[K, V], key: K, value: V) -> V:
+    if len(cache) >= RENDERED_MAX:
+        cache.pop(next(iter(cache)))  # the oldest entry: a small FIFO is enough here
+    cache[key] = value
+    return value
 
 
 async def _file(request: web.Request, core: CacheCore, cs: CacheSettings, project: str,
