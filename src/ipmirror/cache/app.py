@@ -24,7 +24,7 @@ import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 from aiohttp import web
@@ -35,6 +35,7 @@ from ipmirror.cache.core import CacheCore
 from ipmirror.cache.db import CacheSettings
 from ipmirror.cache.pypi_index import Unacceptable
 from ipmirror.cache.respond import by_hash
+from ipmirror.cache.upstream import Client
 from ipmirror.errors import InvalidInput, NotFound, UpstreamError
 
 log = logging.getLogger("ipmirror.cache")
@@ -113,11 +114,11 @@ class Sessions:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
 
-    def __call__(self) -> aiohttp.ClientSession:
+    def get(self, url: str, **kw: Any) -> Any:
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._limit), headers={"User-Agent": USER_AGENT})
-        return self._session
+        return self._session.get(url, **kw)
 
     async def close(self) -> None:
         if self._session is not None:
@@ -125,14 +126,15 @@ class Sessions:
             self._session = None
 
 
-def make_app(core: CacheCore, sessions: Sessions | None = None) -> web.Application:
+def make_app(core: CacheCore, client: Client | None = None) -> web.Application:
     app = web.Application(client_max_size=64 << 10)
-    add_routes(app, core, sessions)
+    add_routes(app, core, client)
     return app
 
 
-def add_routes(app: web.Application, core: CacheCore, sessions: Sessions | None = None) -> None:
-    """The cache's routes and life cycle on ``app`` (its own, or one it shares)."""
+def add_routes(app: web.Application, core: CacheCore, client: Client | None = None) -> None:
+    """The cache's routes and life cycle on ``app`` (its own, or one it shares); ``client`` is
+    closed with the app when given."""
     app[CORE] = core
     app.router.add_route("*", "/cache/{name}/{rest:.*}", guarded(_cache))
     app.router.add_route("*", "/by-hash/{algo}/{digest}", guarded(_by_hash))
@@ -146,8 +148,8 @@ def add_routes(app: web.Application, core: CacheCore, sessions: Sessions | None 
             await app[FLUSHER]
         await core.fills.aclose()
         core.flush()
-        if sessions is not None:
-            await sessions.close()
+        if client is not None:
+            await client.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)

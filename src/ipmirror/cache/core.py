@@ -4,7 +4,7 @@ One ``CacheCore`` per process (each HTTP worker has its own; they share the file
 
 Usage::
 
-    core = CacheCore(db, store, profile, repo / "caches", session_factory, Limits())
+    core = CacheCore(db, store, profile, repo / "caches", client, Limits())   # client: upstream.Client
     cs = core.settings("pypi")                               # CacheSettings or None
     doc = await core.get_doc(cs, "simple/foo", url, accept, convert)   # DocResult
     art = await core.lookup(sha256)                          # Artifact (stored) or None
@@ -34,7 +34,7 @@ from ipmirror.cache import cas
 from ipmirror.cache.db import Artifact, CacheDB, CacheSettings, Doc
 from ipmirror.cache.fill import Fills, Job
 from ipmirror.cache.pipconf import redact
-from ipmirror.cache.upstream import Limits, Upstream
+from ipmirror.cache.upstream import Client, Limits, Upstream
 from ipmirror.codec.cid import CID
 from ipmirror.errors import DecodeError, UpstreamError
 from ipmirror.store.base import Store
@@ -54,13 +54,13 @@ class DocResult:
 
 class CacheCore:
     def __init__(self, db: CacheDB, store: Store, profile: Profile, state_dir: Path,
-                 session: Callable[[], aiohttp.ClientSession], limits: Limits | None = None, *,
+                 client: Client, limits: Limits | None = None, *,
                  offline: bool = False) -> None:
         self.db = db
         self.store = store
         self.profile = profile
         self.fills = Fills(state_dir / "fills")
-        self.session = session
+        self.client = client
         self.limits = limits or Limits()
         self.offline = offline
         self._settings: dict[str, CacheSettings] = {}
@@ -81,7 +81,7 @@ class CacheCore:
         return self.offline or cs.offline
 
     def upstream(self, cs: CacheSettings) -> Upstream:
-        return Upstream(self.session, cs.upstream, self.limits)
+        return Upstream(self.client, cs.upstream, self.limits)
 
     # -- counters --------------------------------------------------------------------------------
     def count(self, cache: str, name: str, n: int = 1) -> None:

@@ -3,7 +3,7 @@ are followed, how long to wait and how much to read.
 
 Usage::
 
-    up = Upstream(session_factory, "http://user:pw@127.0.0.1:9000/simple/", Limits())
+    up = Upstream(client, "http://user:pw@127.0.0.1:9000/simple/", Limits())   # client: a Client
     async with up.get(url, headers) as resp:      # aiohttp.ClientResponse, status checked by caller
         body = await up.read_capped(resp, limit)   # UpstreamError when longer than limit
 
@@ -20,8 +20,9 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any, Protocol
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import aiohttp
@@ -29,6 +30,15 @@ import aiohttp
 from ipmirror.errors import UpstreamError
 
 MAX_REDIRECTS = 5
+
+
+class Client(Protocol):
+    """The outgoing HTTP client (the runtime's one client, or ``app.Sessions``): ``get`` is
+    aiohttp's ``ClientSession.get`` (an async context manager giving the response)."""
+
+    def get(self, url: str, **kw: Any) -> Any: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +69,8 @@ def origin(url: str) -> tuple[str, str, int | None]:
 
 
 class Upstream:
-    def __init__(self, session: Callable[[], aiohttp.ClientSession], base_url: str, limits: Limits) -> None:
-        self._session = session
+    def __init__(self, client: Client, base_url: str, limits: Limits) -> None:
+        self._client = client
         self.base, self._auth = split_credentials(base_url)
         self._origin = origin(self.base)
         self.limits = limits
@@ -78,7 +88,7 @@ class Upstream:
         for _ in range(MAX_REDIRECTS + 1):
             auth = self._auth if origin(url) == self._origin else None
             try:
-                cm = self._session().get(url, headers=headers, auth=auth, allow_redirects=False,
+                cm = self._client.get(url, headers=headers, auth=auth, allow_redirects=False,
                                          timeout=timeout)
                 resp = await cm.__aenter__()
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
