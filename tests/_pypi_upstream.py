@@ -77,6 +77,7 @@ class Upstream:
     file_mode: dict[str, str] = field(default_factory=dict)  # filename -> misbehaviour
     slow: float = 0.0  # seconds between 1 MiB pieces of a file
     html_only: bool = False
+    no_hashes: set[str] = field(default_factory=set)  # files listed without a hash
     other_host: str = "http://127.0.0.2:9/"  # where "redirect" modes send clients
 
     def __post_init__(self) -> None:
@@ -100,7 +101,8 @@ class Upstream:
             files = []
             for d in dists:
                 f: dict[str, object] = {"filename": d.filename, "url": f"../../files/{d.filename}",
-                                        "hashes": {"sha256": hashlib.sha256(d.data).hexdigest()},
+                                        "hashes": {} if d.filename in self.no_hashes
+                                        else {"sha256": hashlib.sha256(d.data).hexdigest()},
                                         "size": len(d.data), "upload-time": "2024-01-02T03:04:05.000000Z"}
                 if d.metadata is not None:
                     f["core-metadata"] = {"sha256": hashlib.sha256(d.metadata).hexdigest()}

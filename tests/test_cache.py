@@ -247,8 +247,12 @@ def test_sigkill_during_a_fill(tmp_path: Path) -> None:
                                 text=True, env=dict(os.environ, IPMIRROR_PATH=str(repo)), timeout=120)
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert stats(repo)["artifacts"] == 0
+        fills = repo / "caches" / "fills"
+        assert len(list(fills.glob("*.part"))) == 1  # what the killed fill left
         up.slow = 0
         with serve(repo, tmp_path / "w2", "--workers", "1") as srv:
+            assert srv.get("/cache/pypi/simple/").status == 200
+            assert list(fills.glob("*.part")) == []  # swept at start
             r = srv.get(file_path(big, "big"))
             assert r.status == 200 and r.body == big.data
             assert up.downloads[big.filename] == 2
@@ -323,6 +327,15 @@ def test_hostile_clients_and_negotiation(up: Upstream, tmp_path: Path) -> None:
         assert r.status == 200 and r.body == alpha.data  # too many ranges: ignored
         r = srv.get(path, {"Range": "bytes=-5"})
         assert r.status == 206 and r.body == alpha.data[-5:]
+        # a file published without a hash: cached by content, counted as unverified
+        gamma = up.projects["gamma"][0]
+        up.no_hashes.add(gamma.filename)
+        assert srv.get(file_path(gamma, "gamma")).body == gamma.data
+        wait_stored(srv, file_path(gamma, "gamma"))
+        assert srv.get(file_path(gamma, "gamma")).body == gamma.data
+    st = stats(repo)
+    assert (st["artifacts"], st["unverified"]) == (2, 1), st
+    assert up.downloads[gamma.filename] == 1
 
 
 def test_max_size_evicts_least_recently_used(up: Upstream, tmp_path: Path) -> None:

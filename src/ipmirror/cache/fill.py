@@ -107,6 +107,24 @@ class Fills:
             f.write(text)
         os.replace(tmp, self._p(key, "state"))
 
+    def sweep(self) -> int:
+        """Remove parts that no live filler owns (left by a process that was killed); how many.
+        Safe beside running fills: a part is removed only under its lock."""
+        n = 0
+        for part in self.dir.glob("*.part"):
+            key = part.name[: -len(".part")]
+            lock = self._try_lock(key)
+            if lock is None:
+                continue
+            try:
+                for ext in ("part", "state"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self._p(key, ext))
+                n += 1
+            finally:
+                os.close(lock)
+        return n
+
     # -- joining ---------------------------------------------------------------------------------
     async def join(self, job: Job) -> AsyncIterator[bytes] | None:
         """The artifact's bytes as they arrive (from a fill this call starts or joins), or None if
