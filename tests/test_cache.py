@@ -497,3 +497,69 @@ def test_slow_upstream_times_out_and_stale_is_served(tmp_path: Path) -> None:
     finally:
         db.close()
         up.close()
+
+
+def test_credentials_go_to_the_upstream_only(tmp_path: Path) -> None:
+    """``user:password@`` of the upstream URL reaches the upstream's origin and no other host (a
+    file URL the index points elsewhere, a redirect), and no log line or listing shows it."""
+    import asyncio
+    import base64
+
+    import aiohttp
+    from aiohttp import web
+
+    from ipmirror.cache.app import Sessions, make_app
+    from ipmirror.cache.core import CacheCore
+    from ipmirror.cache.db import CacheDB, CacheSettings
+    from ipmirror.store.memory import MemoryStore
+    from ipmirror.unixfs.profile import PRESETS
+
+    seen: dict[str, list[str | None]] = {"index": [], "files": []}
+    data = b"file bytes" * 100
+
+    async def go() -> None:
+        files = web.Application()
+
+        async def file(request: web.Request) -> web.Response:
+            seen["files"].append(request.headers.get("Authorization"))
+            return web.Response(body=data)
+        files.router.add_get("/f/x-1.0.tar.gz", file)
+        fr = web.AppRunner(files)
+        await fr.setup()
+        await web.TCPSite(fr, "127.0.0.2", 0).start()
+        fport = fr.addresses[0][1]
+
+        index = web.Application()
+
+        async def page(request: web.Request) -> web.Response:
+            seen["index"].append(request.headers.get("Authorization"))
+            if request.headers.get("Authorization") != "Basic " + base64.b64encode(b"u:s3cret").decode():
+                return web.Response(status=401)
+            return web.Response(text=f'<a href="http://127.0.0.2:{fport}/f/x-1.0.tar.gz#sha256='
+                                     f'{sha(data)}">x-1.0.tar.gz</a>', content_type="text/html")
+        index.router.add_get("/simple/x/", page)
+        ir = web.AppRunner(index)
+        await ir.setup()
+        await web.TCPSite(ir, "127.0.0.1", 0).start()
+        db = CacheDB.open(tmp_path / "caches")
+        db.add_cache(CacheSettings("p", "pypi", f"http://u:s3cret@127.0.0.1:{ir.addresses[0][1]}/simple/"))
+        sessions = Sessions()
+        runner = web.AppRunner(make_app(CacheCore(db, MemoryStore(), PRESETS["unixfs-v1-2025"],
+                                                  tmp_path / "caches", sessions), sessions))
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}/cache/p/"
+        try:
+            async with aiohttp.ClientSession() as s:
+                async with s.get(base + "simple/x/") as r:
+                    assert r.status == 200 and "s3cret" not in await r.text()
+                async with s.get(base + "files/x/x-1.0.tar.gz") as r:
+                    assert r.status == 200 and await r.read() == data
+        finally:
+            for rn in (runner, ir, fr):
+                await rn.cleanup()
+            db.close()
+
+    asyncio.run(go())
+    assert seen["index"] and all(a is not None for a in seen["index"])
+    assert seen["files"] == [None]

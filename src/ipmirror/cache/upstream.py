@@ -19,6 +19,7 @@ Rules:
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -50,8 +51,8 @@ class Limits:
     allow_hosts: tuple[str, ...] = ()  # hosts redirects may go to besides the URL's own
 
 
-def split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
-    """The URL without ``user:password@`` and the credentials it carried."""
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """The URL without ``user:password@`` and the ``Authorization`` value it carried."""
     u = urlsplit(url)
     if u.username is None:
         return url, None
@@ -59,7 +60,8 @@ def split_credentials(url: str) -> tuple[str, aiohttp.BasicAuth | None]:
     if ":" in host:
         host = f"[{host}]"
     netloc = f"{host}:{u.port}" if u.port else host
-    auth = aiohttp.BasicAuth(unquote(u.username), unquote(u.password or ""))
+    creds = f"{unquote(u.username)}:{unquote(u.password or '')}".encode()
+    auth = "Basic " + base64.b64encode(creds).decode()
     return urlunsplit((u.scheme, netloc, u.path, u.query, u.fragment)), auth
 
 
@@ -86,10 +88,11 @@ class Upstream:
                                         sock_read=read_timeout or lim.read_timeout)
         start = origin(url)
         for _ in range(MAX_REDIRECTS + 1):
-            auth = self._auth if origin(url) == self._origin else None
+            hs = dict(headers or {})
+            if self._auth is not None and origin(url) == self._origin:
+                hs["Authorization"] = self._auth
             try:
-                cm = self._client.get(url, headers=headers, auth=auth, allow_redirects=False,
-                                         timeout=timeout)
+                cm = self._client.get(url, headers=hs, allow_redirects=False, timeout=timeout)
                 resp = await cm.__aenter__()
             except (aiohttp.ClientError, TimeoutError, OSError) as e:
                 raise UpstreamError(f"upstream unreachable: {type(e).__name__}: {e}") from None
