@@ -264,8 +264,10 @@ def test_sigkill_during_a_fill(tmp_path: Path) -> None:
 
 def test_hostile_upstream(tmp_path: Path) -> None:
     mid = Dist("mid-1.0.tar.gz", os.urandom(4 << 20))
+    moved = wheel("moved", "1.0", [])
     up = Upstream.start({"bad-json": [], "bad-type": [], "huge": [], "away": [], "mid": [mid],
-                         "ok": [wheel("ok", "1.0", [])]})
+                         "ok": [wheel("ok", "1.0", [])], "moved": [moved]})
+    up.file_mode[moved.filename] = "redirect"
     up.page_mode.update({"bad-json": "malformed-json", "bad-type": "not-an-index", "huge": "huge",
                          "away": "redirect"})
     up.file_mode[mid.filename] = "close-mid-body"
@@ -280,6 +282,9 @@ def test_hostile_upstream(tmp_path: Path) -> None:
                 assert r.status == 502 and words in r.body, (project, r.status, r.body)
                 assert time.monotonic() - t0 < 20
             assert up.page_fetches["huge"] == 1
+            assert srv.get("/cache/pypi/simple/moved/").status == 200
+            r = srv.get(file_path(moved, "moved"))
+            assert r.status == 502 and b"another host" in r.body
             assert srv.get("/cache/pypi/simple/mid/").status == 200
             conn = http.client.HTTPConnection(HOST, srv.port, timeout=30)
             conn.request("GET", file_path(mid, "mid"))
