@@ -568,3 +568,43 @@ def test_credentials_go_to_the_upstream_only(tmp_path: Path) -> None:
     asyncio.run(go())
     assert seen["index"] and all(a is not None for a in seen["index"])
     assert seen["files"] == [None]
+
+
+def test_upkeep_evicts_after_max_size_is_lowered(up: Upstream, tmp_path: Path) -> None:
+    from ipmirror.cache.core import CacheCore
+    from ipmirror.cache.db import Artifact, CacheDB, CacheSettings
+    from ipmirror.cache.maintain import Maintenance
+    from ipmirror.cache.upstream import Limits
+    from ipmirror.codec.cid import CID
+    from ipmirror.store.memory import MemoryStore
+    from ipmirror.unixfs.profile import PRESETS
+
+    db = CacheDB.open(tmp_path / "caches")
+    store = MemoryStore()
+    core = CacheCore(db, store, PRESETS["unixfs-v1-2025"], tmp_path / "caches", NoClient(), Limits())
+    db.add_cache(CacheSettings("p", "pypi", up.url))
+    for i, data in enumerate([b"a" * 100, b"b" * 100, b"c" * 100]):
+        cid = CID.hash(0x55, data)
+        store.put(cid, data)
+        store.pin_add(cid, "recursive", "cache")
+        db.add_artifact(Artifact(sha(data), str(cid), len(data), True, "p", f"f{i}"))
+        core.touch(sha(data))
+        time.sleep(0.01)
+    store.pin_add(CID.hash(0x55, b"a" * 100), "recursive", "user")  # the oldest: pinned by a user
+    m = Maintenance(core)
+    m.round()
+    assert m.status()["caches"]["p"]["artifacts"] == 3 and m.evicted == 0
+    db.add_cache(CacheSettings("p", "pypi", up.url, max_size=250), replace=True)
+    m.round()
+    left = {a.filename for a in db.artifacts("p")}
+    assert left == {"f0", "f2"} and m.evicted == 1  # f0 is pinned by a user; f1 was least recent
+    assert store.pin_holders(CID.hash(0x55, b"b" * 100)) == []
+    db.close()
+
+
+class NoClient:
+    def get(self, url: str, **kw: object) -> object:
+        raise AssertionError("no upstream request expected")
+
+    async def close(self) -> None:
+        return None
