@@ -225,6 +225,13 @@ def test_twenty_concurrent_requests_one_upstream_download(tmp_path: Path) -> Non
         up.close()
 
 
+def descendants(pid: int) -> list[int]:
+    out = []
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        out += [*descendants(int(child)), int(child)]
+    return out
+
+
 def test_sigkill_during_a_fill(tmp_path: Path) -> None:
     big = Dist("big-1.0.tar.gz", os.urandom(12 << 20))
     up = Upstream.start({"big": [big]})
@@ -238,7 +245,8 @@ def test_sigkill_during_a_fill(tmp_path: Path) -> None:
             conn.request("GET", file_path(big, "big"))
             resp = conn.getresponse()
             assert resp.status == 200 and len(resp.read(1 << 20)) == 1 << 20
-            srv.proc.send_signal(signal.SIGKILL)
+            for pid in [*descendants(srv.proc.pid), srv.proc.pid]:  # the workers, the supervisor
+                os.kill(pid, signal.SIGKILL)
             srv.proc.wait(10)
             with pytest.raises(http.client.IncompleteRead):
                 resp.read()  # cut short: never a complete-looking file

@@ -11,7 +11,8 @@ Usage::
 
 Layout of a repository::
 
-    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]}
+    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]}, extended
+                     by the typed sections of ``config.py`` (server, republish, watch, http)
     blocks/          the LMDB block store (data.mdb, lock.mdb, sessions/)
     mirrors/         mirror definitions, versions and the per-file index (LMDB)
     keys/            private keys (0600), Kubo's libp2p protobuf format
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from ipmirror import config as config_mod
 from ipmirror.cache.db import CacheDB
 from ipmirror.errors import InvalidInput, StoreError
 from ipmirror.gateway.node_backend import NodeBackend
@@ -56,6 +58,7 @@ class Repo:
     def __init__(self, path: Path, config: dict[str, object], store: Store) -> None:
         self.path = path
         self.config = config
+        self.settings = load_settings(config, path / "config.json")  # typed, read once
         self.store = store
         self._mirror_db: MirrorDB | None = None
         self._keystore: Keystore | None = None
@@ -98,17 +101,12 @@ class Repo:
 
     @property
     def profile(self) -> Profile:
-        name = str(self.config.get("profile", DEFAULT_PROFILE))
-        try:
-            return PRESETS[name]
-        except KeyError:
-            raise StoreError(f"repository config names an unknown profile {name!r}") from None
+        return PRESETS[self.settings.profile]
 
     @property
     def batch_bytes(self) -> int | None:
         """Bytes per durable write batch (config ``batch_bytes``; default: the store's)."""
-        v = self.config.get("batch_bytes")
-        return int(v) if isinstance(v, int) and v > 0 else None
+        return self.settings.batch_bytes
 
     # -- mirrors ----------------------------------------------------------------------------------
     @property
@@ -184,6 +182,40 @@ class Repo:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def load_settings(raw: dict[str, object], where: Path) -> config_mod.Config:
+    """The typed configuration of a config file's JSON (``StoreError`` naming the file)."""
+    try:
+        return config_mod.parse(raw)
+    except config_mod.ConfigError as e:
+        raise StoreError(f"{where}: {e}") from None
+
+
+def read_settings(path: Path) -> tuple[dict[str, object], config_mod.Config]:
+    """The config file of the repository at ``path``, as in the file and typed, without opening
+    the store (``serve``'s supervisor, ``config``, ``status``)."""
+    cfg_path = path / "config.json"
+    try:
+        exists = cfg_path.exists()
+    except OSError as e:
+        raise StoreError(f"cannot use repository at {path}: {e.strerror}") from None
+    if not exists:
+        raise StoreError(f"no ipmirror repository at {path} (run 'ipmirror init')")
+    raw = _read_config(cfg_path)
+    return raw, load_settings(raw, cfg_path)
+
+
+def write_config(path: Path, raw: dict[str, object]) -> None:
+    """Replace the config file of the repository at ``path`` (atomically), checked first."""
+    cfg_path = path / "config.json"
+    load_settings(raw, cfg_path)
+    try:
+        tmp = cfg_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(raw, indent=2) + "\n")
+        os.replace(tmp, cfg_path)
+    except OSError as e:
+        raise StoreError(f"cannot write {cfg_path}: {e.strerror}") from None
 
 
 def _read_config(p: Path) -> dict[str, object]:

@@ -140,7 +140,8 @@ def add_routes(app: web.Application, core: CacheCore, client: Client | None = No
     app.router.add_route("*", "/by-hash/{algo}/{digest}", guarded(_by_hash))
 
     async def start(app: web.Application) -> None:
-        await asyncio.to_thread(core.fills.sweep)
+        if core.writes:
+            await asyncio.to_thread(core.fills.sweep)
         app[FLUSHER] = asyncio.create_task(core.run_flusher())
 
     async def stop(app: web.Application) -> None:

@@ -13,7 +13,8 @@ Usage::
 Freshness (per cache ``ttl``): a document younger than the TTL is served as stored; an older one is
 revalidated (``If-None-Match`` / ``If-Modified-Since``); when the upstream errors or times out the
 stored one is served anyway, marked stale (``Age`` and ``Warning`` headers, a log line). In offline
-mode (per cache, or ``offline`` for all) the upstream is never asked. Fetches of one document are
+mode (per cache, or ``offline`` for all) the upstream is never asked; a core that may not write
+(``writes=False``, for ``serve --read-only``) is offline and records nothing. Fetches of one document are
 coalesced within a process. Counters and access times are kept in memory and written every few
 seconds (``flush``), not per request.
 """
@@ -55,14 +56,15 @@ class DocResult:
 class CacheCore:
     def __init__(self, db: CacheDB, store: Store, profile: Profile, state_dir: Path,
                  client: Client, limits: Limits | None = None, *,
-                 offline: bool = False) -> None:
+                 offline: bool = False, writes: bool = True) -> None:
         self.db = db
         self.store = store
         self.profile = profile
         self.fills = Fills(state_dir / "fills")
         self.client = client
         self.limits = limits or Limits()
-        self.offline = offline
+        self.writes = writes  # False (``serve --read-only``): offline, and nothing is recorded
+        self.offline = offline or not writes
         self._settings: dict[str, CacheSettings] = {}
         self._settings_at = 0.0
         self._inflight: dict[tuple[str, str], asyncio.Future[DocResult]] = {}
@@ -94,6 +96,8 @@ class CacheCore:
     def flush(self) -> None:
         counts, self._counts = self._counts, {}
         access, self._access = self._access, {}
+        if not self.writes:
+            return
         if counts:
             self.db.add_counters(counts)
         if access:
@@ -181,8 +185,10 @@ class CacheCore:
         cid = cas.raw_cid(sha256)
         if await asyncio.to_thread(self.store.has, cid) and cache:
             size = await asyncio.to_thread(cas.size_of, self.store, cid)
-            await asyncio.to_thread(self.store.pin_add, cid, "recursive", cas.OWNER)
             art = Artifact(sha256, str(cid), size, True, cache, filename)
+            if not self.writes:
+                return art
+            await asyncio.to_thread(self.store.pin_add, cid, "recursive", cas.OWNER)
             self.db.add_artifact(art)
             self.count(cache, "found_in_store")
             return art

@@ -62,7 +62,8 @@ class Job:
 
 class Fills:
     def __init__(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # a read-only server never fills
+            directory.mkdir(parents=True, exist_ok=True)
         self.dir = directory
         self._progress: dict[str, asyncio.Event] = {}
         self._tasks: set[asyncio.Task[None]] = set()

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Sequence
 
 from ipmirror import __version__
-from ipmirror.cli import add, admin, cache, mirror, naming, read, serve
+from ipmirror.cli import add, admin, cache, config, mirror, naming, read, serve
 from ipmirror.cli.common import Ctx, bool_flags, normalize_bools, tune_malloc
 from ipmirror.errors import IpmirrorError
 
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.register(sub)
     cache.register(sub)
     serve.register(sub)
+    config.register(sub)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda ctx: (ctx.print(f"ipmirror {__version__}"), 0)[1])
     return p

@@ -5,15 +5,16 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import signal
 import sys
 import threading
 import time
 
 from ipmirror.cli.common import Ctx, add_bool
+from ipmirror.mirror.db import Version
 from ipmirror.mirror.manager import Mirrors
 from ipmirror.mirror.register import add_mirror
 from ipmirror.mirror.sync import Progress
+from ipmirror.node import Repo
 from ipmirror.unixfs.profile import PRESETS
 
 
@@ -118,6 +119,11 @@ def _sync_once(ctx: Ctx, mirrors: Mirrors, checksum: bool) -> None:
             v = mirrors.sync(a.name, checksum=checksum, on_warning=ctx.warn, progress=progress.live)
     else:
         v = mirrors.sync(a.name, checksum=checksum, on_warning=ctx.warn)
+    _print_version(ctx, v)
+
+
+def _print_version(ctx: Ctx, v: Version) -> None:
+    a = ctx.args
     if a.json:
         ctx.print(json.dumps(dataclasses.asdict(v)))
     else:
@@ -131,54 +137,27 @@ def _sync_once(ctx: Ctx, mirrors: Mirrors, checksum: bool) -> None:
 def sync(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        mirrors = repo.mirrors()
-        _sync_once(ctx, mirrors, a.checksum)
         if a.watch:
-            _watch(ctx, mirrors, mirrors.get(a.name).dir)
+            _watch(ctx, repo)  # its first sync runs once it watches: no change is missed
+        else:
+            _sync_once(ctx, repo.mirrors(), a.checksum)
     return 0
 
 
-def _watch(ctx: Ctx, mirrors: Mirrors, directory: str) -> None:
-    """Sync again after file-system notifications, once ``--debounce`` seconds pass without
-    one (or ``--max-wait`` after the first); Ctrl-C or SIGTERM ends it cleanly."""
-    from watchdog.events import FileSystemEvent, FileSystemEventHandler
-    from watchdog.observers import Observer
+def _watch(ctx: Ctx, repo: Repo) -> None:
+    """The watch service ``serve`` runs for mirrors with watching on (``server/watch.py``), in
+    this process: sync now, then again once ``--debounce`` seconds pass without a change (or
+    ``--max-wait`` after the first); Ctrl-C or SIGTERM ends it cleanly, a failed sync with its
+    error."""
+    import logging
+
+    from ipmirror.serving import watch
 
     a = ctx.args
-    state = {"first": 0.0, "last": 0.0}
-    lock = threading.Lock()
-
-    class Handler(FileSystemEventHandler):
-        def on_any_event(self, event: FileSystemEvent) -> None:
-            if event.event_type in ("opened", "closed_no_write"):
-                return
-            now = time.monotonic()
-            with lock:
-                state["first"] = state["first"] or now
-                state["last"] = now
-
-    stop = threading.Event()
-    old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    observer = Observer()
-    observer.schedule(Handler(), directory, recursive=True)
-    observer.start()
-    ctx.warn(f"watching {directory} for changes (debounce {a.debounce}s)")
-    try:
-        while not stop.wait(0.1):
-            with lock:
-                first, last = state["first"], state["last"]
-                now = time.monotonic()
-                due = first and (now - last >= a.debounce or now - first >= a.max_wait)
-                if due:
-                    state["first"] = state["last"] = 0.0
-            if due:
-                _sync_once(ctx, mirrors, False)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, old)
-        observer.stop()
-        observer.join()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    cfg = dataclasses.replace(repo.settings, watch=dataclasses.replace(
+        repo.settings.watch, debounce=a.debounce, max_wait=a.max_wait))
+    watch(repo, a.name, cfg, on_version=lambda v: _print_version(ctx, v), checksum=a.checksum)
 
 
 def list_(ctx: Ctx) -> int:

@@ -250,11 +250,22 @@ def name_get(ctx: Ctx) -> int:
 
 
 def name_republish(ctx: Ctx) -> int:
+    """Done by the running server's republisher when one runs (over the control channel), so
+    records are not signed by two processes at once; here otherwise."""
+    from ipmirror.server.control import ControlError, NoServer
+    from ipmirror.server.republish import published_json
+    from ipmirror.serving import ask
+
     a = ctx.args
-    with _naming(ctx) as names:
-        done = names.republish(within_ns=parse_duration(a.within), lifetime_ns=parse_duration(a.lifetime))
+    within, lifetime = parse_duration(a.within), parse_duration(a.lifetime)
+    try:
+        done = ask(ctx.repo_path, "republish", {"within_ns": within, "lifetime_ns": lifetime})
+    except (NoServer, ControlError):  # none runs, or one without a republisher (read-only)
+        with _naming(ctx) as names:
+            done = [published_json(p) for p in names.republish(within_ns=within, lifetime_ns=lifetime)]
     for p in done:
-        ctx.print(f"Republished {p.name}: {p.value} (sequence {p.sequence}, valid until {p.validity})")
+        ctx.print(f"Republished {p['name']}: {p['value']} (sequence {p['sequence']}, "
+                  f"valid until {p['validity']})")
     return 0
 
 

@@ -3,7 +3,7 @@
 Usage::
 
     db = MirrorDB.open(repo / "mirrors")
-    db.put_mirror(m); db.mirrors(); db.add_version(m.id, v); db.versions(m.id)
+    db.put_mirror(m); db.mirrors(); db.put_version(m.id, v); db.versions(m.id)
 
 Layout (named databases in ``$IPMIRROR_PATH/mirrors/``):
 

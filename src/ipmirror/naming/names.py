@@ -55,8 +55,8 @@ from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, Sto
 from ipmirror.naming.keystore import Keystore, atomic_write
 
 Clock = Callable[[], int]
-RECHECK_NS: Final = 1_000_000_000  # Rule 3: a remembered record is read and verified again after this
 """Returns the current time in nanoseconds since the Unix epoch (``time.time_ns``)."""
+RECHECK_NS: Final = 1_000_000_000  # Rule 3: a remembered record is read and verified again after this
 Lookup = Callable[[str], str | None]
 """Maps a name that is neither an IPNS name nor a local key (e.g. a mirror) to a content path."""
 

@@ -9,7 +9,7 @@ Usage::
 Layout (named LMDB databases):
 
 - ``blocks``     multihash -> block bytes
-- ``pins``       CID bytes -> b"recursive" | b"direct"
+- ``pins``       CID bytes -> owners and kinds: ``user=recursive;mirrors=recursive`` (store.base)
 - ``stage_mh``   multihash + session id (16 B) -> b""   (what live sessions wrote or reused)
 - ``stage_sid``  session id + multihash -> b""          (the same, by session, to clear it)
 - ``meta``       b"epoch" (bumped on every pin change), b"bytes" (sum of block sizes)
