@@ -616,3 +616,22 @@ class NoClient:
 
     async def close(self) -> None:
         return None
+
+
+def test_serve_offline_read_only_and_status(up: Upstream, tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    add_cache(repo, up)
+    alpha, beta = up.projects["alpha"][0], up.projects["beta"][0]
+    with serve(repo, tmp_path / "w1", "--workers", "1") as srv:
+        assert srv.get(file_path(alpha, "alpha")).body == alpha.data
+        wait_stored(srv, file_path(alpha, "alpha"))
+        status = json.loads(run_cli(repo, "status", "--json"))
+        assert "cache" in json.dumps(status), status  # the app and its upkeep service report
+    with serve(repo, tmp_path / "w2", "--workers", "1", "--offline") as srv:
+        assert srv.get(file_path(alpha, "alpha")).body == alpha.data
+        r = srv.get(file_path(beta, "beta"))
+        assert r.status == 404 and b"offline" in r.body
+    with serve(repo, tmp_path / "w3", "--workers", "1", "--read-only") as srv:
+        assert srv.get(file_path(alpha, "alpha")).body == alpha.data
+        assert srv.get(file_path(beta, "beta")).status == 404
+    assert up.downloads[beta.filename] == 0

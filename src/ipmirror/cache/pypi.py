@@ -143,6 +143,8 @@ async def _file(request: web.Request, core: CacheCore, cs: CacheSettings, projec
     if row is None and not core.is_offline(cs):
         await project_doc(core, cs, project)  # a lockfile's URL before any index page was seen
         row = core.db.file(cs.name, project, base)
+    if row is None and core.is_offline(cs):
+        raise NotFound(f"{filename} is not in the cache (offline mode)")
     if row is None:
         raise NotFound(f"{filename} is not published for {project} (as far as the cache knows)")
     if meta:
