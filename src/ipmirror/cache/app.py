@@ -3,10 +3,10 @@
 
 Usage::
 
-    sessions = Sessions()
-    core = CacheCore(repo.cache_db, repo.store, repo.profile, repo.path / "caches", sessions)
-    app = make_app(core, sessions)   # one per process; mounted on /cache/ and /by-hash/
-    add_routes(gateway_app, core, sessions)   # or on an app it shares
+    client = HttpClient(cfg.http)            # serve (serving.py); outside it: Sessions()
+    core = CacheCore(repo.cache_db, repo.store, repo.profile, repo.path / "caches", client)
+    app = make_app(core, client)             # one per process; on /cache/ and /by-hash/
+    add_routes(other_app, core, client)      # or on an app it shares
 
 Adding an ecosystem: a module with ``async handle(request, core, settings, rest)`` in ``TYPES``.
 
@@ -107,8 +107,8 @@ async def _by_hash(request: web.Request) -> web.StreamResponse:
 
 
 class Sessions:
-    """The upstream HTTP client of one process: made on first use (on the running loop), closed
-    with the app. (The runtime's one HTTP client replaces it once it is on main.)"""
+    """A plain upstream client (made on first use, on the running loop) for a cache app outside
+    ``serve`` (tests, tools); ``serve`` gives the app the runtime's one ``HttpClient``."""
 
     def __init__(self, limit: int = 64) -> None:
         self._limit = limit
