@@ -622,11 +622,17 @@ def test_serve_offline_read_only_and_status(up: Upstream, tmp_path: Path) -> Non
     repo = tmp_path / "repo"
     add_cache(repo, up)
     alpha, beta = up.projects["alpha"][0], up.projects["beta"][0]
+    run_cli(repo, "config", "set", "cache.upkeep_interval", "30")
     with serve(repo, tmp_path / "w1", "--workers", "1") as srv:
         assert srv.get(file_path(alpha, "alpha")).body == alpha.data
         wait_stored(srv, file_path(alpha, "alpha"))
-        status = json.loads(run_cli(repo, "status", "--json"))
-        assert "cache" in json.dumps(status), status  # the app and its upkeep service report
+        for _ in range(50):  # the upkeep service's first round
+            status = json.loads(run_cli(repo, "status", "--json"))
+            svc = [s for s in status["services"] if s["name"] == "cache"]
+            if svc and svc[0].get("rounds"):
+                break
+            time.sleep(0.2)
+        assert svc[0]["caches"]["pypi"]["type"] == "pypi", status
     with serve(repo, tmp_path / "w2", "--workers", "1", "--offline") as srv:
         assert srv.get(file_path(alpha, "alpha")).body == alpha.data
         r = srv.get(file_path(beta, "beta"))

@@ -88,7 +88,7 @@ class CacheConfig:
     offline: bool = False  # serve only what is cached, for every cache (``serve --offline``)
     read_timeout: float = 30.0  # seconds without a byte from an upstream before it failed
     max_doc_bytes: int = 64 << 20  # an index page larger than this is refused
-    upkeep_interval: float = 60.0  # seconds between rounds of eviction and clean-up
+    upkeep_interval: float = 0.0  # seconds between rounds of the upkeep service (0: no such service)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,8 +134,9 @@ def _check(cfg: Config) -> None:
     if h.timeout <= 0 or h.connect_timeout <= 0 or h.limit < 1 or h.limit_per_host < 0:
         raise ConfigError("http: timeouts must be positive, limit at least 1")
     c = cfg.cache
-    if c.read_timeout <= 0 or c.max_doc_bytes <= 0 or c.upkeep_interval <= 0:
-        raise ConfigError("cache: read_timeout, max_doc_bytes and upkeep_interval must be positive")
+    if c.read_timeout <= 0 or c.max_doc_bytes <= 0 or c.upkeep_interval < 0:
+        raise ConfigError("cache: read_timeout and max_doc_bytes must be positive, "
+                          "upkeep_interval not negative")
 
 
 def _hints(cls: Any) -> dict[str, Any]:

@@ -119,7 +119,8 @@ def services(cfg: Config) -> list[ServiceSpec[Repo]]:
                                settings=rp, commands=("republish",)))
     for name in cfg.watch.mirrors:
         out.append(ServiceSpec(f"watch:{name}", _watcher(name, cfg), settings=cfg.watch))
-    out.append(ServiceSpec("cache", lambda repo: _CacheUpkeep(repo, cfg), settings=cfg.cache))
+    if cfg.cache.upkeep_interval > 0:
+        out.append(ServiceSpec("cache", lambda repo: _CacheUpkeep(repo, cfg), settings=cfg.cache))
     return out
 
 
