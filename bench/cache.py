@@ -105,7 +105,8 @@ def generate(big_mb: int, huge_mb: int) -> None:
         (UP / "simple" / project / "index.html").write_text(
             f'<html><body><a href="../../files/{name}#sha256={h.hexdigest()}">{name}</a></body></html>\n')
     (UP / "simple" / "index.html").write_text(
-        "<html><body>" + "".join(f'<a href="{p}/">{p}</a>' for p in ("small", "big", "huge")) + "</body></html>\n")
+        "<html><body>" + "".join(f'<a href="{p}/">{p}</a>' for p in ("small", "big", "huge"))
+        + "</body></html>\n")
     stamp.touch()
 
 
