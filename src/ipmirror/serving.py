@@ -38,6 +38,7 @@ from ipmirror.server.client import HttpClient
 from ipmirror.server.host import run_foreground
 from ipmirror.server.plan import AppSpec, Handler, Plan, Service, ServiceSpec
 from ipmirror.server.republish import Republisher
+from ipmirror.server.swarm import SWARM_COMMANDS, SwarmService
 from ipmirror.server.watch import Watcher
 
 Overrides = Callable[[Config], Config]
@@ -121,6 +122,10 @@ def services(cfg: Config) -> list[ServiceSpec[Repo]]:
         out.append(ServiceSpec(f"watch:{name}", _watcher(name, cfg), settings=cfg.watch))
     if cfg.cache.upkeep_interval > 0:
         out.append(ServiceSpec("cache", lambda repo: _CacheUpkeep(repo, cfg), settings=cfg.cache))
+    sw = cfg.swarm
+    if sw.listen:  # the libp2p host: reads the repository (keys), writes nothing
+        out.append(ServiceSpec("swarm", lambda repo: SwarmService(repo.keystore, sw), settings=sw,
+                               writes=False, commands=SWARM_COMMANDS))
     return out
 
 
@@ -193,7 +198,8 @@ def server_status(repo_path: Path) -> dict[str, Any]:
             for m in mirrors.all():
                 vs = mirrors.log(m.name)
                 rows.append({"name": m.name, "versions": len(vs), "latest": vs[-1].root if vs else None,
-                             "watch": m.name in cfg.watch.mirrors})
+                             "watch": m.name in cfg.watch.mirrors, "checked": m.checked or None,
+                             "refused": m.refused or None})
             status["mirrors"] = rows
             status["keys"] = len(repo.keystore.names())
     except IpmirrorError as e:

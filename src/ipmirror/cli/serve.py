@@ -37,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--republish-within", type=float, default=None, metavar="HOURS",
                    help="re-sign records that expire within this many hours (default: config "
                         "republish.within, 24)")
+    p.add_argument("--swarm", action="append", metavar="MULTIADDR",
+                   help="run the libp2p host listening on this address (/ip4/127.0.0.1/tcp/4001; "
+                        "repeatable; default: config swarm.listen, none)")
     p.set_defaults(func=serve)
 
 
@@ -60,7 +63,8 @@ def _overrides(a: argparse.Namespace) -> Callable[[Config], Config]:
         if a.republish_within is not None:
             r = dataclasses.replace(r, within=a.republish_within)
         c = dataclasses.replace(cfg.cache, offline=True) if a.offline else cfg.cache
-        return dataclasses.replace(cfg, server=s, republish=r, cache=c)
+        sw = cfg.swarm if a.swarm is None else dataclasses.replace(cfg.swarm, listen=tuple(a.swarm))
+        return dataclasses.replace(cfg, server=s, republish=r, cache=c, swarm=sw)
 
     return apply
 
