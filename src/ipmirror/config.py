@@ -44,7 +44,7 @@ class ConfigError(InvalidInput):
 class Listener:
     """One listening address and the HTTP apps it serves (by name; see ``server/urlmap.py``)."""
     address: str = "127.0.0.1:8080"
-    apps: tuple[str, ...] = ("gateway",)
+    apps: tuple[str, ...] = ("gateway", "cache")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,16 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """What every pull-through cache shares (``cache/``; each cache's own settings are rows of
+    ``caches/cache.db``, set with ``ipmirror cache add/set``)."""
+    offline: bool = False  # serve only what is cached, for every cache (``serve --offline``)
+    read_timeout: float = 30.0  # seconds without a byte from an upstream before it failed
+    max_doc_bytes: int = 64 << 20  # an index page larger than this is refused
+    upkeep_interval: float = 0.0  # seconds between rounds of the upkeep service (0: no such service)
+
+
+@dataclass(frozen=True, slots=True)
 class SwarmConfig:
     listen: tuple[str, ...] = ()  # libp2p listen multiaddrs (/ip4/…/tcp/PORT); empty: no libp2p host
     max_peers: int = 256
@@ -98,6 +108,7 @@ class Config:
     republish: RepublishConfig = RepublishConfig()
     watch: WatchConfig = WatchConfig()
     http: HttpConfig = HttpConfig()
+    cache: CacheConfig = CacheConfig()
     swarm: SwarmConfig = SwarmConfig()
 
 
@@ -133,6 +144,10 @@ def _check(cfg: Config) -> None:
     h = cfg.http
     if h.timeout <= 0 or h.connect_timeout <= 0 or h.limit < 1 or h.limit_per_host < 0:
         raise ConfigError("http: timeouts must be positive, limit at least 1")
+    c = cfg.cache
+    if c.read_timeout <= 0 or c.max_doc_bytes <= 0 or c.upkeep_interval < 0:
+        raise ConfigError("cache: read_timeout and max_doc_bytes must be positive, "
+                          "upkeep_interval not negative")
 
 
 def _hints(cls: Any) -> dict[str, Any]:

@@ -24,7 +24,9 @@ builtin it most resembles, so callers may catch either::
     │                                       too many files removed; ``--force`` overrides)  [exit 4]
     ├── Busy (BlockingIOError)              the resource is in use by another process (a sync of
     │                                       the mirror runs) and the caller would not wait  [exit 5]
-    └── PeerError (ConnectionError)         a libp2p peer cannot be reached, or the host is not running
+    ├── PeerError (ConnectionError)         a libp2p peer cannot be reached, or the host is not running
+    └── UpstreamError (ConnectionError)     a cache's upstream failed or answered wrongly (bad status,
+                                            hash mismatch, oversized or malformed); ``.status``
 
 **Exit codes** (one table for every command; README "Exit codes"). Each error carries its
 ``exit_code``; the CLI (``cli/main.py``) prints the error in one line and exits with it. A command
@@ -128,6 +130,16 @@ class SourceError(IpmirrorError, OSError):
 
 class Conflict(IpmirrorError, FileExistsError):
     """A target exists already and may not be replaced."""
+
+
+class UpstreamError(IpmirrorError, ConnectionError):
+    """A cache's upstream failed: unreachable, timed out, a bad status, a redirect to another host,
+    an oversized or malformed document, bytes that do not match the published hash. ``.status`` is
+    the HTTP status to answer with (404 when the upstream has no such thing, else 502)."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PeerError(IpmirrorError, ConnectionError):

@@ -19,6 +19,8 @@ Layout of a repository::
     mirrors/         mirror definitions, versions and the per-file index (LMDB)
     keys/            private keys (0600), Kubo's libp2p protobuf format
     names/           IPNS records we hold, and the last sequence number per key
+    caches/          pull-through caches: cache.db (SQLite: definitions, documents, artifacts),
+                     fills/ (downloads in progress; see cache/fill.py)
 
 Configuration is read here, once; nothing below this layer reads the environment or files. This
 is the one place that picks the block store backend (LMDB); everything else sees the
@@ -36,6 +38,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ipmirror import config as config_mod
+from ipmirror.cache.db import CacheDB
 from ipmirror.codec.cid import verify_multihash
 from ipmirror.dag.gc import iter_missing
 from ipmirror.errors import Conflict, InvalidInput, StoreError, UnsupportedFormat
@@ -69,6 +72,7 @@ class Repo:
         self._keystore: Keystore | None = None
         self._names: Names | None = None
         self._blocks: VerifiedBlocks | None = None
+        self._cache_db: CacheDB | None = None
 
     @staticmethod
     def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
@@ -156,6 +160,14 @@ class Repo:
         m = self.mirror_db.get_mirror(name)
         return m.key if m is not None else None
 
+    # -- caches ---------------------------------------------------------------------------------
+    @property
+    def cache_db(self) -> CacheDB:
+        """The caches' metadata database (cache/db.py); its artifacts live in ``self.store``."""
+        if self._cache_db is None:
+            self._cache_db = CacheDB.open(self.path / "caches")
+        return self._cache_db
+
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
         """The gateway's view of this node; makes the node key (``self``) on first use."""
@@ -182,6 +194,8 @@ class Repo:
         return self._names
 
     def close(self) -> None:
+        if self._cache_db is not None:
+            self._cache_db.close()
         if self._mirror_db is not None:
             self._mirror_db.close()
         self.store.close()

@@ -22,6 +22,10 @@ from typing import Any
 
 from aiohttp import web
 
+from ipmirror.cache import app as cache_app
+from ipmirror.cache.core import CacheCore
+from ipmirror.cache.maintain import Maintenance
+from ipmirror.cache.upstream import Client, Limits
 from ipmirror.config import Config
 from ipmirror.errors import IpmirrorError, StoreError
 from ipmirror.gateway.app import BACKEND, make_app
@@ -31,8 +35,9 @@ from ipmirror.gateway.replay import REPLAY, replay_first
 from ipmirror.mirror.db import Version
 from ipmirror.node import Repo, read_settings
 from ipmirror.server import control
+from ipmirror.server.client import HttpClient
 from ipmirror.server.host import run_foreground
-from ipmirror.server.plan import AppSpec, Handler, Plan, ServiceSpec
+from ipmirror.server.plan import AppSpec, Handler, Plan, Service, ServiceSpec
 from ipmirror.server.republish import Republisher
 from ipmirror.server.swarm import SWARM_COMMANDS, SwarmService
 from ipmirror.server.watch import Watcher
@@ -59,11 +64,57 @@ def _gateway_status(app: web.Application) -> dict[str, Any]:
     return {"integrity": backend.integrity()} if isinstance(backend, NodeBackend) else {}
 
 
-def apps() -> dict[str, AppSpec[Repo]]:
+def _cache_core(repo: Repo, cfg: Config, client: Client, *, writes: bool) -> CacheCore:
+    c = cfg.cache
+    limits = Limits(connect_timeout=cfg.http.connect_timeout, read_timeout=c.read_timeout,
+                    max_doc_bytes=c.max_doc_bytes)
+    return CacheCore(repo.cache_db, repo.store, repo.profile, repo.path / "caches", client, limits,
+                     offline=c.offline, writes=writes)
+
+
+def _cache_app(read_only: bool) -> Callable[[Repo, Config], web.Application]:
+    def build(repo: Repo, cfg: Config) -> web.Application:
+        client = HttpClient(cfg.http)
+        return cache_app.make_app(_cache_core(repo, cfg, client, writes=not read_only), client)
+    return build
+
+
+def _cache_status(app: web.Application) -> dict[str, Any]:
+    core = app[cache_app.CORE]
+    return {"offline": core.offline, "fills": core.fills.downloads}
+
+
+class _CacheUpkeep(Service):
+    """The caches' background upkeep (cache/maintain.py) as a service of the service process."""
+
+    name = "cache"
+
+    def __init__(self, repo: Repo, cfg: Config) -> None:
+        self._m = Maintenance(_cache_core(repo, cfg, _NoClient(), writes=True), cfg.cache.upkeep_interval)
+
+    async def run(self) -> None:
+        await self._m.run()
+
+    def status(self) -> dict[str, Any]:
+        return self._m.status()
+
+
+class _NoClient:
+    """The upkeep never asks an upstream."""
+
+    def get(self, url: str, **kw: Any) -> Any:
+        raise IpmirrorError("the cache upkeep makes no upstream requests")
+
+    async def close(self) -> None:
+        return None
+
+
+def apps(read_only: bool = False) -> dict[str, AppSpec[Repo]]:
     """The HTTP apps a listener may name (``server.listeners[i].apps``)."""
     return {
         "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front,
                            status=_gateway_status),
+        "cache": AppSpec("cache", ("/cache/", "/by-hash/"), _cache_app(read_only), status=_cache_status),
     }
 
 
@@ -76,6 +127,8 @@ def services(cfg: Config) -> list[ServiceSpec[Repo]]:
                                settings=rp, commands=("republish",)))
     for name in cfg.watch.mirrors:
         out.append(ServiceSpec(f"watch:{name}", _watcher(name, cfg), settings=cfg.watch))
+    if cfg.cache.upkeep_interval > 0:
+        out.append(ServiceSpec("cache", lambda repo: _CacheUpkeep(repo, cfg), settings=cfg.cache))
     sw = cfg.swarm
     if sw.listen:  # the libp2p host: reads the repository (keys), writes nothing
         out.append(ServiceSpec("swarm", lambda repo: SwarmService(repo.keystore, sw), settings=sw,
@@ -105,8 +158,8 @@ def serve_plan(repo_path: Path, overrides: Overrides, *, read_only: bool = False
         repo.gateway_backend()  # makes the node key once, before any worker could race to
     cfg = load()
     sock = control.socket_path(repo_path, cfg.server.control_socket)
-    return Plan(open=open_repo, load_config=load, services=services, apps=apps(), read_only=read_only,
-                control_socket=str(sock), port_file=port_file)
+    return Plan(open=open_repo, load_config=load, services=services, apps=apps(read_only),
+                read_only=read_only, control_socket=str(sock), port_file=port_file)
 
 
 def watch(repo: Repo, name: str, cfg: Config, on_version: Callable[[Version], None],

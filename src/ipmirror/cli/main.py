@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from ipmirror import __version__
-from ipmirror.cli import add, admin, config, mirror, mount, naming, read, serve, swarm
+from ipmirror.cli import add, admin, cache, config, mirror, mount, naming, read, serve, swarm
 from ipmirror.cli.common import Ctx, bool_flags, normalize_bools, tune_malloc
 from ipmirror.errors import EXIT_FAILURE, EXIT_INTERRUPTED, IpmirrorError
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     admin.register(sub)
     naming.register(sub)
     mirror.register(sub)
+    cache.register(sub)
     serve.register(sub)
     config.register(sub)
     swarm.register(sub)

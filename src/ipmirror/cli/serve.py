@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "the number of usable CPUs, at most 4)")
     p.add_argument("--json", action="store_true", help="access log as JSON lines")
     p.add_argument("--no-access-log", action="store_true")
+    p.add_argument("--offline", action="store_true",
+                   help="caches serve only what they hold; no upstream is asked (config cache.offline)")
     p.add_argument("--read-only", action="store_true",
                    help="run no service that writes to the repository (no republishing, no watching)")
     p.add_argument("--republish-every", type=float, default=None, metavar="SECONDS",
@@ -49,7 +51,7 @@ def _overrides(a: argparse.Namespace) -> Callable[[Config], Config]:
     def apply(cfg: Config) -> Config:
         s, r = cfg.server, cfg.republish
         if a.listen is not None:
-            s = dataclasses.replace(s, listeners=(Listener(a.listen, ("gateway",)),))
+            s = dataclasses.replace(s, listeners=(Listener(a.listen, Listener().apps),))
         if a.workers is not None:
             s = dataclasses.replace(s, workers=a.workers)
         if a.public_url is not None:
@@ -60,8 +62,9 @@ def _overrides(a: argparse.Namespace) -> Callable[[Config], Config]:
             r = dataclasses.replace(r, interval=a.republish_every)
         if a.republish_within is not None:
             r = dataclasses.replace(r, within=a.republish_within)
+        c = dataclasses.replace(cfg.cache, offline=True) if a.offline else cfg.cache
         sw = cfg.swarm if a.swarm is None else dataclasses.replace(cfg.swarm, listen=tuple(a.swarm))
-        return dataclasses.replace(cfg, server=s, republish=r, swarm=sw)
+        return dataclasses.replace(cfg, server=s, republish=r, cache=c, swarm=sw)
 
     return apply
 
