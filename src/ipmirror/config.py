@@ -44,7 +44,7 @@ class ConfigError(InvalidInput):
 class Listener:
     """One listening address and the HTTP apps it serves (by name; see ``server/urlmap.py``)."""
     address: str = "127.0.0.1:8080"
-    apps: tuple[str, ...] = ("gateway",)
+    apps: tuple[str, ...] = ("gateway", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +72,14 @@ class WatchConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusConfig:
+    """The status page, health checks and metrics (``status/``)."""
+    metrics: bool = True  # count requests for /-/metrics (per worker, handed over in batches)
+    show_paths: bool = False  # show mirrors' source directories on the status page
+    low_disk: float = 0.05  # warn when the free share of the repository's file system is below
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     """The outgoing HTTP client (``server/client.py``)."""
     timeout: float = 300.0
@@ -90,6 +98,7 @@ class Config:
     republish: RepublishConfig = RepublishConfig()
     watch: WatchConfig = WatchConfig()
     http: HttpConfig = HttpConfig()
+    status: StatusConfig = StatusConfig()
 
 
 def parse(raw: object) -> Config:
@@ -119,6 +128,8 @@ def _check(cfg: Config) -> None:
     for n in ("debounce", "max_wait"):
         if getattr(cfg.watch, n) < 0:
             raise ConfigError(f"watch.{n}: must not be negative")
+    if not 0 <= cfg.status.low_disk < 1:
+        raise ConfigError("status.low_disk: a fraction from 0 to 1")
     h = cfg.http
     if h.timeout <= 0 or h.connect_timeout <= 0 or h.limit < 1 or h.limit_per_host < 0:
         raise ConfigError("http: timeouts must be positive, limit at least 1")
