@@ -186,7 +186,10 @@ def test_the_url_map_root_claim() -> None:
         check([("a", ("/",)), ("b", ("/",))])
 
 
-@pytest.mark.parametrize("unit", ["ipmirror.service", "ipmirror-sync@site.service", "ipmirror-sync@site.timer"])
+UNITS = ["ipmirror.service", "ipmirror-sync@site.service", "ipmirror-sync@site.timer"]
+
+
+@pytest.mark.parametrize("unit", UNITS)
 def test_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     tool = shutil.which("systemd-analyze")
     if tool is None:

@@ -86,18 +86,32 @@ def table(rows: Sequence[tuple[str, str]]) -> str:
     return "<table>" + "".join(f"<tr><th>{k}</th><td>{v}</td></tr>" for k, v in rows) + "</table>"
 
 
+_TIMES = ("time", "since", "started", "checked", "last_check", "last_sync")
+
+
+def cell(key: str, v: Any) -> str:
+    """One value: times (by their key) as dates, numbers grouped, the rest as text."""
+    if isinstance(v, bool) or v is None:
+        return {True: "yes", False: "no", None: "–"}[v]
+    if isinstance(v, int | float) and (key in _TIMES or key.endswith("_at")) and v > 1e9:
+        return e(when(float(v)))
+    if isinstance(v, int):
+        return f"{v:,}"
+    return generic(v)
+
+
 def generic(data: Any) -> str:
     """Any JSON data as tables (sections without a renderer of their own)."""
     if isinstance(data, list):
         if data and all(isinstance(r, dict) for r in data):
             keys = list(dict.fromkeys(k for r in data for k in r))
             head = "".join(f"<th>{e(k)}</th>" for k in keys)
-            body = "".join("<tr>" + "".join(f"<td>{e(r.get(k, ''))}</td>" for k in keys) + "</tr>"
+            body = "".join("<tr>" + "".join(f"<td>{cell(k, r.get(k))}</td>" for k in keys) + "</tr>"
                            for r in data)
             return f'<div class="scroll"><table><tr>{head}</tr>{body}</table></div>'
         return "<ul>" + "".join(f"<li>{generic(x)}</li>" for x in data) + "</ul>"
     if isinstance(data, dict):
-        return table([(e(k), generic(v)) for k, v in data.items()])
+        return table([(e(k), cell(k, v)) for k, v in data.items()])
     return e(data)
 
 
