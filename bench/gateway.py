@@ -368,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
                          "requests, so the achieved rate stays near the target whatever the latency")
     ap.add_argument("--workers", type=int, help="ipmirror serve --workers (default: serve's own)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write raw numbers to OUT")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="'ipmirror config set KEY VALUE' on the served repository (repeatable; e.g. "
+                         "status.metrics=false for an A/B pair of metrics on and off)")
     a = ap.parse_args(argv)
 
     nginx, wrk = find_tool("nginx"), find_tool("wrk")
@@ -387,6 +390,10 @@ def main(argv: list[str] | None = None) -> int:
                        capture_output=True, text=True, check=True)
     root = r.stdout.strip().splitlines()[-1]
     log(f"ipmirror add: {root} in {time.perf_counter() - t0:.1f}s")
+    for kv in a.config:
+        key, _, value = kv.partition("=")
+        subprocess.run([ipm, "config", "set", key, value], env=dict(os.environ, IPMIRROR_PATH=str(repo)),
+                       check=True, capture_output=True)
     paths_file = OUT / "gw-paths.txt"
     paths_file.write_text("".join(f"/ipfs/{root}/{p}\n" for p in rels))
     read_all(tree_files(DATA))  # warm the page cache for nginx
