@@ -200,15 +200,15 @@ def metrics_dir(repo_path: Path) -> Path:
     base = repo_path / "run"
     try:
         base.mkdir(exist_ok=True)
-    except OSError:
-        base = Path(tempfile.gettempdir())
-    for d in base.glob("metrics-*"):
-        pid = d.name.partition("-")[2]
-        if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
-            shutil.rmtree(d, ignore_errors=True)
-    d = base / f"metrics-{os.getpid()}"
-    d.mkdir(mode=0o700)
-    return d
+        for d in base.glob("metrics-*"):
+            pid = d.name.partition("-")[2]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                shutil.rmtree(d, ignore_errors=True)
+        d = base / f"metrics-{os.getpid()}"
+        d.mkdir(mode=0o700)
+        return d
+    except OSError:  # a repository this user may only read (serve --read-only)
+        return Path(tempfile.mkdtemp(prefix="ipmirror-metrics-"))
 
 
 def _alive(pid: int) -> bool:
