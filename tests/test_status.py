@@ -218,3 +218,51 @@ def test_status_page_in_the_module_is_well_formed() -> None:
     svg = plot([1.0, 5.0, 3.0], "bytes", str)
     root = ElementTree.fromstring(svg)
     assert len(root.findall(".//circle")) == 3 and root.find("svg").get("data-points") == "3"
+
+
+def test_sections_plug_in_from_services_with_gauges() -> None:
+    from ipmirror.status.collect import server_facts
+    from ipmirror.status.exposition import scrape
+    from ipmirror.status.page import render
+    from ipmirror.status.sections import default_sections
+
+    sections = default_sections()
+    st = {"server": {"running": True, "pid": 1, "started": 1.0, "control_socket": "/x/control.sock"},
+          "workers": [], "services": [
+              {"name": "cache:pypi", "state": "running", "restarts": 0, "hits": 90, "misses": 10,
+               "upstream_errors": 2, "dir": "/srv/secret", "last_error": "StoreError: /srv/secret bad"},
+              {"name": "republisher", "state": "running", "restarts": 0}]}
+    facts = {"time": 2e9, **server_facts(st), "mirrors": [],
+             "store": {"blocks": 1, "logical_bytes": 2, "disk_bytes": 3, "pins": 0}}
+    facts["sections"] = {s.key: d for s in sections if (d := s.collect(facts))}
+    assert list(facts["sections"]) == ["caches"]  # no follow or peer service: no section
+    (row,) = facts["sections"]["caches"]
+    assert row["hits"] == 90 and "dir" not in row and row["last_error"] == "StoreError"
+    html = render(facts, sections)
+    assert '<h2 id="caches">Caches</h2>' in html and "/srv/secret" not in html and "control.sock" not in html
+    body, _ctype = scrape(facts, sections)
+    fams = {f.name: f for f in text_string_to_metric_families(body.decode())}
+    (sample,) = fams["ipmirror_caches_hits"].samples
+    assert sample.labels == {"name": "cache:pypi"} and sample.value == 90
+
+
+def test_meter_counts_in_batches() -> None:
+    import asyncio
+
+    from ipmirror.status.meter import Meter
+
+    async def main() -> Meter:
+        m = Meter(["/ipfs/", "/-/metrics", "/"])
+        for path, code in [("/ipfs/x", 200), ("/ipfs/y", 200), ("/", 200), ("/zzz", 404)]:
+            m.add(path, code, 0.0007)
+        assert m.pending[("/ipfs/", 200)] == 2 and m.pending[("other", 404)] == 1
+        m.flush()
+        assert m.pending == {}
+        return m
+
+    m = asyncio.run(main())
+    requests, duration = m._prometheus()
+    assert requests.labels("/ipfs/", "200")._value.get() == 2
+    child = duration.labels("/ipfs/")
+    assert [b.get() for b in child._buckets][:3] == [0, 2, 0] and child._sum.get() == pytest.approx(0.0014)
+    assert m.status()["requests"] == 4
