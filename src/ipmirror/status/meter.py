@@ -36,6 +36,7 @@ class Meter:
 
     def __init__(self, routes: Sequence[str]) -> None:
         self.routes = sorted(set(routes), key=len, reverse=True)
+        self._top = {r: r for r in self.routes if r.count("/") == 2 and r.endswith("/")}
         self.pending: dict[tuple[str, int], int] = {}
         self.buckets: dict[str, list[int]] = {}
         self.sums: dict[str, float] = {}
@@ -45,6 +46,9 @@ class Meter:
         self._metrics: Any = None
 
     def route(self, path: str) -> str:
+        r = self._top.get(path[:path.find("/", 1) + 1])  # "/ipfs/…": one slice and a dict lookup
+        if r is not None:
+            return r
         for r in self.routes:
             if path.startswith(r) if r != "/" else path == "/":
                 return r
@@ -77,12 +81,12 @@ class Meter:
             try:
                 resp = await handler(request)
             except web.HTTPException as e:
-                add(request.path, e.status, clock() - t0)
+                add(request.raw_path, e.status, clock() - t0)
                 raise
             except Exception:
-                add(request.path, 500, clock() - t0)
+                add(request.raw_path, 500, clock() - t0)
                 raise
-            add(request.path, resp.status, clock() - t0)
+            add(request.raw_path, resp.status, clock() - t0)
             return resp
 
         return metered
