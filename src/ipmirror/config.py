@@ -90,6 +90,13 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SwarmConfig:
+    listen: tuple[str, ...] = ()  # libp2p listen multiaddrs (/ip4/…/tcp/PORT); empty: no libp2p host
+    max_peers: int = 256
+    max_streams_per_peer: int = 256
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     version: int = VERSION
     profile: str = DEFAULT_PROFILE
@@ -98,6 +105,7 @@ class Config:
     republish: RepublishConfig = RepublishConfig()
     watch: WatchConfig = WatchConfig()
     http: HttpConfig = HttpConfig()
+    swarm: SwarmConfig = SwarmConfig()
     status: StatusConfig = StatusConfig()
 
 
@@ -128,6 +136,8 @@ def _check(cfg: Config) -> None:
     for n in ("debounce", "max_wait"):
         if getattr(cfg.watch, n) < 0:
             raise ConfigError(f"watch.{n}: must not be negative")
+    if cfg.swarm.max_peers < 1 or cfg.swarm.max_streams_per_peer < 1:
+        raise ConfigError("swarm: max_peers and max_streams_per_peer must be at least 1")
     if not 0 <= cfg.status.low_disk < 1:
         raise ConfigError("status.low_disk: a fraction from 0 to 1")
     h = cfg.http

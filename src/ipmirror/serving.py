@@ -36,6 +36,7 @@ from ipmirror.server import control
 from ipmirror.server.host import run_foreground
 from ipmirror.server.plan import AppSpec, Handler, Plan, ServiceSpec
 from ipmirror.server.republish import Republisher
+from ipmirror.server.swarm import SWARM_COMMANDS, SwarmService
 from ipmirror.server.watch import Watcher
 from ipmirror.status.app import app_status
 from ipmirror.status.app import make_app as make_status_app
@@ -113,6 +114,10 @@ def services(cfg: Config) -> list[ServiceSpec[Repo]]:
                                settings=rp, commands=("republish",)))
     for name in cfg.watch.mirrors:
         out.append(ServiceSpec(f"watch:{name}", _watcher(name, cfg), settings=cfg.watch))
+    sw = cfg.swarm
+    if sw.listen:  # the libp2p host: reads the repository (keys), writes nothing
+        out.append(ServiceSpec("swarm", lambda repo: SwarmService(repo.keystore, sw), settings=sw,
+                               writes=False, commands=SWARM_COMMANDS))
     return out
 
 

@@ -2,7 +2,7 @@
 
 Usage::
 
-    sections = default_sections()                 # caches, follows, peers (from their services)
+    sections = default_sections()    # caches, follows, peers (services cache:…, follow:…, swarm)
     sections.append(Section("widgets", "Widgets", collect=lambda facts: ...))
     data = section.collect(facts)                  # None: the section is left out
 
@@ -33,11 +33,14 @@ class Section:
 _HIDDEN = ("since", "writes")
 
 
-def from_services(prefix: str) -> Callable[[Facts], Any]:
+def from_services(*prefixes: str) -> Callable[[Facts], Any]:
     """The status rows of the services named ``<prefix>:…`` (or ``prefix`` itself)."""
+    def ours(name: str) -> bool:
+        return any(name == p or name.startswith(p + ":") for p in prefixes)
+
     def collect(facts: Facts) -> list[dict[str, Any]] | None:
         rows = [{k: v for k, v in s.items() if k not in _HIDDEN} for s in facts.get("services", [])
-                if s.get("name") == prefix or str(s.get("name", "")).startswith(prefix + ":")]
+                if ours(str(s.get("name", "")))]
         return rows or None
     return collect
 
@@ -48,5 +51,5 @@ def default_sections() -> list[Section]:
         Section("caches", "Caches", from_services("cache"),
                 metrics=("hits", "misses", "stale", "upstream_errors", "bytes_served", "bytes_fetched")),
         Section("follows", "Follows", from_services("follow"), metrics=("lag_seconds", "lag_sequence")),
-        Section("peers", "Peers", from_services("peer"), metrics=("peers",)),
+        Section("peers", "Peers", from_services("swarm", "peer"), metrics=("peers",)),  # the libp2p host
     ]
