@@ -371,6 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, metavar="OUT", help="write raw numbers to OUT")
     ap.add_argument("--hash-on-read", choices=("true", "false"), default="true",
                     help="the repository's hash_on_read setting (true: every block re-hashed on read)")
+    ap.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
+                    help="'ipmirror config set KEY VALUE' on the served repository (repeatable; e.g. "
+                         "status.metrics=false for an A/B pair of metrics on and off)")
     a = ap.parse_args(argv)
 
     nginx, wrk = find_tool("nginx"), find_tool("wrk")
@@ -393,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     subprocess.run([ipm, "config", "set", "hash_on_read", a.hash_on_read],
                    env=dict(os.environ, IPMIRROR_PATH=str(repo)), capture_output=True, check=True)
     log(f"hash_on_read: {a.hash_on_read}")
+    for kv in a.config:
+        key, _, value = kv.partition("=")
+        subprocess.run([ipm, "config", "set", key, value], env=dict(os.environ, IPMIRROR_PATH=str(repo)),
+                       check=True, capture_output=True)
     paths_file = OUT / "gw-paths.txt"
     paths_file.write_text("".join(f"/ipfs/{root}/{p}\n" for p in rels))
     read_all(tree_files(DATA))  # warm the page cache for nginx

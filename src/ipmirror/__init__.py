@@ -6,10 +6,11 @@ Layers. Imports only point down; import-linter checks the rules in pyproject.tom
     serving.py      what `ipmirror serve` runs: the apps and services of the shells, composed
     node.py         composition root: opens the repository, picks the concrete store, hands out
                     narrow handles (the only module above store/ that may import a concrete store)
-    server/ gateway/ cache/ follow/ peer/ mount/
+    server/ gateway/ status/ cache/ follow/ peer/ mount/
                     I/O shells: the serve runtime (workers, services, control channel), the HTTP
-                    gateway, and (as they land) the pull-through cache, the follower, the libp2p
-                    peer and the FUSE mount. Only these import aiohttp (or trio, FUSE) directly.
+                    gateway, the status page and metrics, and (as they land) the pull-through
+                    cache, the follower, the libp2p peer and the FUSE mount. Only these import
+                    aiohttp (or trio, FUSE) directly.
     mirror/ naming/ mutable state: mirror versions of a directory tree; keys, IPNS records, DNSLink
     config.py       the typed repository configuration, read once at the edge
     dag/            DAGs over a store: link walking, CAR export/import and block selection, GC, verify

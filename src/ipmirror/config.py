@@ -44,7 +44,7 @@ class ConfigError(InvalidInput):
 class Listener:
     """One listening address and the HTTP apps it serves (by name; see ``server/urlmap.py``)."""
     address: str = "127.0.0.1:8080"
-    apps: tuple[str, ...] = ("gateway", "cache")
+    apps: tuple[str, ...] = ("gateway", "cache", "status")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +69,14 @@ class WatchConfig:
     mirrors: tuple[str, ...] = ()  # mirrors that ``serve`` keeps synced as their directory changes
     debounce: float = 5.0
     max_wait: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class StatusConfig:
+    """The status page, health checks and metrics (``status/``)."""
+    metrics: bool = True  # count requests for /-/metrics (per worker, handed over in batches)
+    show_paths: bool = False  # show mirrors' source directories on the status page
+    low_disk: float = 0.05  # warn when the free share of the repository's file system is below
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +118,7 @@ class Config:
     http: HttpConfig = HttpConfig()
     cache: CacheConfig = CacheConfig()
     swarm: SwarmConfig = SwarmConfig()
+    status: StatusConfig = StatusConfig()
 
 
 def parse(raw: object) -> Config:
@@ -141,6 +150,8 @@ def _check(cfg: Config) -> None:
             raise ConfigError(f"watch.{n}: must not be negative")
     if cfg.swarm.max_peers < 1 or cfg.swarm.max_streams_per_peer < 1:
         raise ConfigError("swarm: max_peers and max_streams_per_peer must be at least 1")
+    if not 0 <= cfg.status.low_disk < 1:
+        raise ConfigError("status.low_disk: a fraction from 0 to 1")
     h = cfg.http
     if h.timeout <= 0 or h.connect_timeout <= 0 or h.limit < 1 or h.limit_per_host < 0:
         raise ConfigError("http: timeouts must be positive, limit at least 1")

@@ -6,7 +6,7 @@ Usage::
 
     plan = serve_plan(repo_path, overrides, read_only=False)
     code = runtime.serve(plan, warn)
-    status = server_status(repo_path)        # over the control channel, or from disk
+    status = server_status(repo_path)        # the status page's facts (status/collect.py)
 
 The configuration is the repository's ``config.json`` (``config.py``), with the command line's
 overrides applied on top, read again on every reload.
@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,12 @@ from ipmirror.server.plan import AppSpec, Handler, Plan, Service, ServiceSpec
 from ipmirror.server.republish import Republisher
 from ipmirror.server.swarm import SWARM_COMMANDS, SwarmService
 from ipmirror.server.watch import Watcher
+from ipmirror.status.app import app_status
+from ipmirror.status.app import make_app as make_status_app
+from ipmirror.status.collect import collect
+from ipmirror.status.collect import server_facts as collect_server
+from ipmirror.status.meter import Meter, process_meter
+from ipmirror.status.sections import default_sections
 
 Overrides = Callable[[Config], Config]
 log = logging.getLogger("ipmirror.serve")
@@ -50,13 +59,50 @@ def _warn(msg: str) -> None:
     log.warning("ipmirror: warning: %s", msg)
 
 
+GATEWAY_PREFIXES = ("/ipfs/", "/ipns/", "/routing/v1/")
+STATUS_PREFIXES = ("/-/healthy", "/-/ready", "/-/metrics", "/-/status", "/-/mirrors/", "/")
+METER: web.AppKey[Meter] = web.AppKey("meter", Meter)
+
+
+CACHE_PREFIXES = ("/cache/", "/by-hash/")
+
+
+def _meter_of(cfg: Config) -> Meter | None:
+    """This worker's request meter when ``status.metrics`` is on."""
+    return process_meter(GATEWAY_PREFIXES + CACHE_PREFIXES + STATUS_PREFIXES) if cfg.status.metrics else None
+
+
+def _metered(handler: Handler, app: web.Application) -> Handler:
+    """Counted before anything else answers (replayed answers included): the listener's front."""
+    meter = app.get(METER)
+    return meter.wrap(handler) if meter is not None else handler
+
+
 def _gateway(repo: Repo, cfg: Config) -> web.Application:
-    return make_app(repo.gateway_backend(), GatewayConfig(public_url=cfg.server.public_url))
+    app = make_app(repo.gateway_backend(), GatewayConfig(public_url=cfg.server.public_url))
+    meter = _meter_of(cfg)
+    if meter is not None:
+        app[METER] = meter  # read by the front
+    return app
 
 
 def _gateway_front(app: web.Application, handler: Handler) -> Handler:
-    """Replayed answers before routing (gateway/replay.py)."""
-    return replay_first(app[REPLAY], app[BACKEND], handler)
+    """Replayed answers before routing (gateway/replay.py), all of it metered."""
+    return _metered(replay_first(app[REPLAY], app[BACKEND], handler), app)
+
+
+def _status(repo: Repo, cfg: Config) -> web.Application:
+    sock = control.socket_path(repo.path, cfg.server.control_socket)
+
+    def server_status() -> dict[str, Any] | None:
+        out: dict[str, Any] = control.request(sock, "status", timeout=5)
+        return out
+
+    meter = _meter_of(cfg)
+    app = make_status_app(repo, cfg, server_status, sections=default_sections(), meter=meter)
+    if meter is not None:
+        app[METER] = meter
+    return app
 
 
 def _gateway_status(app: web.Application) -> dict[str, Any]:
@@ -75,7 +121,11 @@ def _cache_core(repo: Repo, cfg: Config, client: Client, *, writes: bool) -> Cac
 def _cache_app(read_only: bool) -> Callable[[Repo, Config], web.Application]:
     def build(repo: Repo, cfg: Config) -> web.Application:
         client = HttpClient(cfg.http)
-        return cache_app.make_app(_cache_core(repo, cfg, client, writes=not read_only), client)
+        app = cache_app.make_app(_cache_core(repo, cfg, client, writes=not read_only), client)
+        meter = _meter_of(cfg)
+        if meter is not None:
+            app[METER] = meter  # read by the front: cache requests are counted too
+        return app
     return build
 
 
@@ -112,9 +162,12 @@ class _NoClient:
 def apps(read_only: bool = False) -> dict[str, AppSpec[Repo]]:
     """The HTTP apps a listener may name (``server.listeners[i].apps``)."""
     return {
-        "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front,
+        "gateway": AppSpec("gateway", GATEWAY_PREFIXES, _gateway, front=_gateway_front,
                            status=_gateway_status),
-        "cache": AppSpec("cache", ("/cache/", "/by-hash/"), _cache_app(read_only), status=_cache_status),
+        "cache": AppSpec("cache", CACHE_PREFIXES, _cache_app(read_only),
+                         front=lambda app, h: _metered(h, app), status=_cache_status),
+        "status": AppSpec("status", STATUS_PREFIXES, _status, front=lambda app, h: _metered(h, app),
+                          status=app_status),
     }
 
 
@@ -158,6 +211,8 @@ def serve_plan(repo_path: Path, overrides: Overrides, *, read_only: bool = False
         repo.gateway_backend()  # makes the node key once, before any worker could race to
     cfg = load()
     sock = control.socket_path(repo_path, cfg.server.control_socket)
+    if cfg.status.metrics:  # before any worker imports prometheus_client
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir(repo_path))
     return Plan(open=open_repo, load_config=load, services=services, apps=apps(read_only),
                 read_only=read_only, control_socket=str(sock), port_file=port_file)
 
@@ -192,23 +247,48 @@ def ask(repo_path: Path, cmd: str, args: dict[str, Any] | None = None, timeout: 
 
 
 def server_status(repo_path: Path) -> dict[str, Any]:
-    """``ipmirror status``: the running server's answer, or what the disk says."""
+    """``ipmirror status``: the facts of the status page (``status/collect.py``), with the running
+    server's answer when one runs (else ``server.running`` is false)."""
+    server: dict[str, Any] | None = None
     with contextlib.suppress(control.NoServer):
-        out: dict[str, Any] = ask(repo_path, "status", timeout=10)
-        return out
-    status: dict[str, Any] = {"server": {"running": False}, "repo": str(repo_path)}
+        server = ask(repo_path, "status", timeout=10)
     try:
         _raw, cfg = read_settings(repo_path)
         with Repo.open(repo_path, create=False) as repo:
-            mirrors = repo.mirrors()
-            rows = []
-            for m in mirrors.all():
-                vs = mirrors.log(m.name)
-                rows.append({"name": m.name, "versions": len(vs), "latest": vs[-1].root if vs else None,
-                             "watch": m.name in cfg.watch.mirrors, "checked": m.checked or None,
-                             "refused": m.refused or None})
-            status["mirrors"] = rows
+            status = collect(repo, server, cfg.status, default_sections(), local=True)
+            for m in status["mirrors"]:
+                m["watch"] = m["name"] in cfg.watch.mirrors
             status["keys"] = len(repo.keystore.names())
     except IpmirrorError as e:
-        status["error"] = str(e)
+        return {**collect_server(server, local=True), "repo": str(repo_path), "error": str(e)}
+    if server is None:
+        status["repo"] = str(repo_path)
     return status
+
+
+def metrics_dir(repo_path: Path) -> Path:
+    """A fresh directory for the workers' metric files (``PROMETHEUS_MULTIPROC_DIR``):
+    ``run/metrics-<pid>`` in the repository (else in the temporary directory); those of
+    servers that no longer run are removed."""
+    base = repo_path / "run"
+    try:
+        base.mkdir(exist_ok=True)
+        for d in base.glob("metrics-*"):
+            pid = d.name.partition("-")[2]
+            if pid.isdigit() and (int(pid) == os.getpid() or not _alive(int(pid))):
+                shutil.rmtree(d, ignore_errors=True)
+        d = base / f"metrics-{os.getpid()}"
+        d.mkdir(mode=0o700)
+        return d
+    except OSError:  # a repository this user may only read (serve --read-only)
+        return Path(tempfile.mkdtemp(prefix="ipmirror-metrics-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

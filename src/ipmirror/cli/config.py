@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("value", help="JSON, or a plain string; lists also as a,b,c")
     p.set_defaults(func=set_)
 
-    p = sub.add_parser("status", help="is a server running, its workers and services")
+    p = sub.add_parser("status", help="mirrors, store and server: what the status page shows")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=status)
 
@@ -73,22 +73,49 @@ def status(ctx: Ctx) -> int:
     srv = st["server"]
     if not srv.get("running"):
         ctx.print(f"server: not running ({st.get('repo')})")
-        for m in st.get("mirrors", []):
-            ctx.print(f"mirror {m['name']}: {m['versions']} versions, latest {m['latest'] or '-'}")
-        return 0
-    up = time.time() - float(srv.get("started", time.time()))
-    ro = ", read-only" if srv.get("read_only") else ""
-    ctx.print(f"server: running, pid {srv['pid']}, up {up:.0f}s{ro}")
-    for lst in srv.get("listeners", []):
-        ctx.print(f"listener http://{lst['address']}: {', '.join(lst['apps'])}")
-    for w in st.get("workers", []):
-        ctx.print(f"worker {w['index']}: {_proc(w)}")
-    sp = st.get("service_process")
-    if sp:
-        ctx.print(f"service process: {_proc(sp)}")
-    for s in st.get("services", []):
-        ctx.print(f"service {s['name']}: {s['state']}, {s['restarts']} restarts")
+    else:
+        up = time.time() - float(srv.get("started", time.time()))
+        ro = ", read-only" if srv.get("read_only") else ""
+        ctx.print(f"server: running, pid {srv['pid']}, up {up:.0f}s{ro}, {srv.get('requests', 0)} requests "
+                  f"({srv.get('rate', 0):.1f}/s)")
+        for lst in srv.get("listeners", []):
+            ctx.print(f"listener http://{lst['address']}: {', '.join(lst['apps'])}")
+        for w in st.get("workers", []):
+            ctx.print(f"worker {w['index']}: {_proc(w)}")
+        sp = st.get("service_process")
+        if sp:
+            ctx.print(f"service process: {_proc(sp)}")
+        for s in st.get("services", []):
+            ctx.print(f"service {s['name']}: {s['state']}, {s['restarts']} restarts")
+    for m in st.get("mirrors", []):
+        ctx.print(_mirror(m))
+    store = st.get("store")
+    if store:
+        free = ""
+        if "disk_free_bytes" in store:
+            free = f", {_mib(store['disk_free_bytes'])} free" + (" (LOW)" if store.get("low_space") else "")
+        ctx.print(f"store: {store['blocks']} blocks, {_mib(store['logical_bytes'])} logical, "
+                  f"{_mib(store['disk_bytes'])} on disk{free}")
+    for key, rows in st.get("sections", {}).items():
+        ctx.print(f"{key}: {json.dumps(rows)}")
     return 0
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _mirror(m: dict[str, Any]) -> str:
+    v = m.get("latest")
+    if v is None:
+        return f"mirror {m['name']}: no versions yet"
+    if m.get("stale"):
+        state = f"STALE ({m['stale_reason']})"
+    else:
+        state = "up to date" if m.get("stale") is False else m.get("stale_reason") or "unknown"
+    made = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v["time"]))
+    return (f"mirror {m['name']}: {m['versions']} versions, latest {v['number']} {v['root']} made {made}, "
+            f"{v['files']} files, {_mib(v['size'])}, last sync {v['duration']:.1f}s; {state}")
 
 
 def _proc(p: dict[str, Any]) -> str:

@@ -51,7 +51,7 @@ def _overrides(a: argparse.Namespace) -> Callable[[Config], Config]:
     def apply(cfg: Config) -> Config:
         s, r = cfg.server, cfg.republish
         if a.listen is not None:
-            s = dataclasses.replace(s, listeners=(Listener(a.listen, Listener().apps),))
+            s = dataclasses.replace(s, listeners=(Listener(a.listen),))
         if a.workers is not None:
             s = dataclasses.replace(s, workers=a.workers)
         if a.public_url is not None:

@@ -9,6 +9,8 @@ A listener serves the apps its config names (``server.listeners[i].apps``). The 
 listener's root application: aiohttp's server runs it (its routing and middlewares) for the
 prefixes it declares. Every further app answers the prefixes it declares (longest first),
 each with its own routing and middlewares, chosen before any routing. Any other path is 404.
+The prefix ``/`` is special: it claims the path ``/`` alone (a status page at the root), so it
+overlaps no other claim.
 Prefixes reserved for coming issues are listed in ``RESERVED``: an app claims one by
 declaring it; until then those paths answer 404 like any unknown path.
 """
@@ -38,7 +40,8 @@ def check(claims: Sequence[tuple[str, Sequence[str]]]) -> None:
             if not p.startswith("/"):
                 raise InvalidInput(f"app {name}: prefix {p!r} must start with '/'")
             for other, q in seen:
-                if other != name and (p.startswith(q) or q.startswith(p)):
+                nested = p == q if "/" in (p, q) else (p.startswith(q) or q.startswith(p))
+                if other != name and nested:
                     raise InvalidInput(f"apps {other} and {name} both claim {min(p, q, key=len)!r}")
             seen.append((name, p))
 
@@ -49,8 +52,11 @@ def dispatch(root: Handler, root_prefixes: Sequence[str],
     match for the others: a request under one of their prefixes goes to that application's
     own request handling (routing and middlewares), with ``request.app`` being it. A path no
     app claims is answered 404 here (an ``OPTIONS`` preflight goes to the root app)."""
-    table = sorted(((p, app._handle) for p, app in mounted), key=lambda x: -len(x[0]))
-    claimed = tuple(root_prefixes)
+    table = sorted(((p, app._handle) for p, app in mounted if p != "/"), key=lambda x: -len(x[0]))
+    exact: dict[str, Handler] = {p: app._handle for p, app in mounted if p == "/"}  # type: ignore[misc]
+    claimed = tuple(p for p in root_prefixes if p != "/")
+    if "/" in root_prefixes:
+        exact["/"] = root
 
     def by_prefix(request: web.BaseRequest) -> Awaitable[web.StreamResponse]:
         # a plain function handing on the chosen handler's coroutine: no extra frame per request
@@ -60,6 +66,9 @@ def dispatch(root: Handler, root_prefixes: Sequence[str],
         for prefix, handle in table:
             if path.startswith(prefix):
                 return handle(request)  # type: ignore[arg-type]
+        only = exact.get(path)
+        if only is not None:
+            return only(request)
         return _not_found()
 
     return by_prefix
