@@ -60,6 +60,7 @@ class Repo:
         self._mirror_db: MirrorDB | None = None
         self._keystore: Keystore | None = None
         self._names: Names | None = None
+        self.readonly = False
 
     @staticmethod
     def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
@@ -70,30 +71,32 @@ class Repo:
             path.mkdir(parents=True, exist_ok=True)
             os.chmod(path, 0o700)
             if cfg_path.exists():
-                return _read_config(cfg_path)
-            cfg: dict[str, object] = {"version": REPO_VERSION, "profile": profile}
-            tmp = cfg_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-            os.replace(tmp, cfg_path)
-            return cfg
+                cfg = _read_config(cfg_path)
+            else:
+                cfg = {"version": REPO_VERSION, "profile": profile}
+                tmp = cfg_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+                os.replace(tmp, cfg_path)
         except OSError as e:
             raise StoreError(f"cannot create repository at {path}: {e.strerror}") from None
+        Keystore(path / "keys").identity()  # the node key, as Kubo's init makes an identity
+        return cfg
 
     @classmethod
-    def open(cls, path: Path | None = None, *, create: bool = True) -> Repo:
+    def open(cls, path: Path | None = None, *, create: bool = True, readonly: bool = False) -> Repo:
+        """The repository at ``path``; made first when missing if ``create``. ``readonly``: open
+        the databases read-only (writes fail), for a user who may only read the repository
+        (README, "Serving a repository another user writes")."""
         p = path or default_path()
-        cfg_path = p / "config.json"
-        try:
-            exists = cfg_path.exists()
-        except OSError as e:
-            raise StoreError(f"cannot use repository at {p}: {e.strerror}") from None
-        if not exists:
-            if not create:
-                raise StoreError(f"no ipmirror repository at {p} (run 'ipmirror init')")
+        if not _config_exists(p):
+            if not create or readonly:
+                raise no_repository(p)
             cfg = cls.init(p)
         else:
-            cfg = _read_config(cfg_path)
-        return cls(p, cfg, LmdbStore.open(p / "blocks"))
+            cfg = _read_config(p / "config.json")
+        repo = cls(p, cfg, LmdbStore.open(p / "blocks", readonly=readonly))
+        repo.readonly = readonly
+        return repo
 
     @property
     def profile(self) -> Profile:
@@ -134,10 +137,12 @@ class Repo:
 
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
-        """The gateway's view of this node; makes the node key (``self``) on first use."""
+        """The gateway's view of this node; makes the node key (``self``) of a repository made
+        before ``init`` did, unless read-only."""
         backend = NodeBackend(self.store, self.names, self.keystore, mirror_path=self.mirror_lookup,
                               mirror_key=self._mirror_key)
-        backend.peer_id()
+        if not self.readonly:
+            backend.peer_id()
         return backend
 
     # -- naming -----------------------------------------------------------------------------------
@@ -170,6 +175,18 @@ class Repo:
         self.close()
 
 
+def no_repository(path: Path) -> StoreError:
+    """The error of a command run where there is no repository."""
+    return StoreError(f"no repository at {path} (run `ipmirror init`)")
+
+
+def _config_exists(path: Path) -> bool:
+    try:
+        return (path / "config.json").exists()
+    except OSError as e:
+        raise StoreError(f"cannot use repository at {path}: {e.strerror}") from None
+
+
 def load_settings(raw: dict[str, object], where: Path) -> config_mod.Config:
     """The typed configuration of a config file's JSON (``StoreError`` naming the file)."""
     try:
@@ -182,12 +199,8 @@ def read_settings(path: Path) -> tuple[dict[str, object], config_mod.Config]:
     """The config file of the repository at ``path``, as in the file and typed, without opening
     the store (``serve``'s supervisor, ``config``, ``status``)."""
     cfg_path = path / "config.json"
-    try:
-        exists = cfg_path.exists()
-    except OSError as e:
-        raise StoreError(f"cannot use repository at {path}: {e.strerror}") from None
-    if not exists:
-        raise StoreError(f"no ipmirror repository at {path} (run 'ipmirror init')")
+    if not _config_exists(path):
+        raise no_repository(path)
     raw = _read_config(cfg_path)
     return raw, load_settings(raw, cfg_path)
 
