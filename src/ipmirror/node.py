@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+import lmdb
+
 from ipmirror import config as config_mod
 from ipmirror.errors import InvalidInput, StoreError
 from ipmirror.gateway.node_backend import NodeBackend
@@ -68,8 +70,9 @@ class Repo:
             raise InvalidInput(f"unknown profile {profile!r} (known: {', '.join(PRESETS)})")
         cfg_path = path / "config.json"
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, 0o700)
+            if not cfg_path.exists():  # a new repository is private; sharing one is the owner's choice
+                path.mkdir(parents=True, exist_ok=True)
+                os.chmod(path, 0o700)
             if cfg_path.exists():
                 cfg = _read_config(cfg_path)
             else:
@@ -94,6 +97,8 @@ class Repo:
             cfg = cls.init(p)
         else:
             cfg = _read_config(p / "config.json")
+        if readonly:
+            _check_reader(p)
         repo = cls(p, cfg, LmdbStore.open(p / "blocks", readonly=readonly))
         repo.readonly = readonly
         return repo
@@ -111,7 +116,8 @@ class Repo:
     @property
     def mirror_db(self) -> MirrorDB:
         if self._mirror_db is None:
-            self._mirror_db = MirrorDB.open(self.path / "mirrors")
+            self._mirror_db = _mirror_db_readonly(self.path / "mirrors") if self.readonly \
+                else MirrorDB.open(self.path / "mirrors")
         return self._mirror_db
 
     def mirrors(self) -> Mirrors:
@@ -124,6 +130,8 @@ class Repo:
 
     def mirror_lookup(self, name: str) -> str | None:
         """``/ipfs/<root>`` of a mirror's latest version (for ``name resolve``), or None."""
+        if not self._has_mirrors():
+            return None
         m = self.mirror_db.get_mirror(name)
         if m is None:
             return None
@@ -132,8 +140,15 @@ class Repo:
 
     def _mirror_key(self, name: str) -> str | None:
         """The name of the key a mirror publishes under, or None if there is no such mirror."""
+        if not self._has_mirrors():
+            return None
         m = self.mirror_db.get_mirror(name)
         return m.key if m is not None else None
+
+    def _has_mirrors(self) -> bool:
+        """False for a read-only repository whose mirror database was never made."""
+        return not self.readonly or self._mirror_db is not None \
+            or (self.path / "mirrors" / "data.mdb").exists()
 
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
@@ -173,6 +188,26 @@ class Repo:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _check_reader(path: Path) -> None:
+    """A user opening the repository read-only must still write the block store's lock file (LMDB
+    records its readers there, so the writer never reuses pages they read)."""
+    lock = path / "blocks" / "lock.mdb"
+    if lock.exists() and not os.access(lock, os.R_OK | os.W_OK):
+        raise StoreError(f"cannot read the repository at {path}: {lock}: Permission denied (a reader "
+                         "needs write access to the lock files; see README, \"Serving a repository "
+                         "another user writes\")")
+
+
+def _mirror_db_readonly(path: Path) -> MirrorDB:
+    """The mirror database opened read-only."""
+    try:
+        env = lmdb.open(str(path), readonly=True, max_dbs=4, max_readers=256, readahead=False,
+                        map_size=1 << 36)
+    except lmdb.Error as e:
+        raise StoreError(f"cannot open mirror state at {path}: {e}") from None
+    return MirrorDB(env)
 
 
 def no_repository(path: Path) -> StoreError:

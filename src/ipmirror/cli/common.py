@@ -4,6 +4,8 @@ Rule: only the commands in ``CREATING`` create a repository that does not exist 
 ``ipfs init`` first for everything; here the commands that put something into the repository may
 make it). Every other command fails with "no repository at PATH (run `ipmirror init`)" and
 creates nothing, so a mistyped ``IPMIRROR_PATH`` never leaves an empty repository behind.
+The commands in ``READING`` open the repository read-only when this user may not write its
+block store (README, "Serving a repository another user writes").
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,8 @@ from ipmirror.errors import InvalidInput
 from ipmirror.node import Repo, default_path
 
 CREATING = frozenset({"init", "add", "block put", "dag import", "key gen", "key import", "mirror add"})
+READING = frozenset({"cat", "get", "ls", "block get", "block stat", "dag export", "dag stat", "pin ls",
+                     "repo stat", "name resolve", "name get", "key list"})
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
 
@@ -45,6 +50,9 @@ class Ctx:
         """The repository, made first when it does not exist only for a command in ``CREATING``
         (or when ``create`` says so)."""
         make = self.command in CREATING if create is None else create
+        if not readonly and self.command in READING:
+            data = self.repo_path / "blocks" / "data.mdb"
+            readonly = os.path.exists(data) and not os.access(data, os.W_OK)
         return Repo.open(self.repo_path, create=make, readonly=readonly)
 
     def print(self, *parts: object) -> None:
