@@ -64,7 +64,7 @@ def _share(repo: Path, group: int) -> None:
     lock files only."""
     for dirpath, _dirs, files in os.walk(repo):
         os.chown(dirpath, -1, group)
-        os.chmod(dirpath, 0o750)
+        os.chmod(dirpath, 0o2750)  # setgid: files made later belong to the group too
         for f in files:
             os.chown(os.path.join(dirpath, f), -1, group)
             os.chmod(os.path.join(dirpath, f), 0o640)
@@ -136,6 +136,8 @@ def test_a_reader_serves_read_only_what_another_user_writes() -> None:
             # the owner keeps writing while the reader serves
             new = run(repo, "add", "-Q", "-", input=b"added later\n").text.strip()
             assert get(f"/ipfs/{new}") == b"added later\n"
+            run(repo, "name", "publish", f"/ipfs/{new}")  # a record written after the sharing
+            assert get(f"/ipns/{name}") == b"added later\n"
         finally:
             srv.terminate()
             srv.wait(15)
