@@ -83,6 +83,23 @@ def test_add_reads_standard_input(cli: CLI) -> None:
     assert cli("cat", cli("add", "-Q", input=big).text.strip()).out == big
 
 
+def test_add_with_no_path_on_a_terminal_is_refused(tmp_path: Path) -> None:
+    """No PATH and standard input a terminal: nothing to add (Kubo waits for a path too)."""
+    import pty
+    import subprocess
+    import sys
+
+    from _cli import cli_env
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.run([sys.executable, "-m", "ipmirror", "add"], stdin=follower, capture_output=True,
+                           env=cli_env(tmp_path / "repo"), timeout=60, text=True)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert p.returncode == 1 and p.stderr.startswith("Error: nothing to add"), p.stderr
+
+
 def test_key_rm_checks_every_name_first(cli: CLI) -> None:
     cli("key", "gen", "a")
     cli("key", "gen", "b")

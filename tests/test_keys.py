@@ -341,7 +341,7 @@ def test_cli_names(cli: CLI, tmp_path: Path) -> None:
     # older or equal records are refused by `name put`
     r = cli("name", "put", k51, rec_file, check=False)
     assert r.rc == 1 and "not newer" in r.err
-    for args, msg in ((("name", "publish", "/ipfs/bafkqaaa"), "no key named 'self'"),
+    for args, msg in ((("name", "publish", "-k", "nosuch", "/ipfs/bafkqaaa"), "no key named 'nosuch'"),
                       (("name", "publish", "-k", "site", "-t", "2x", "/ipfs/bafkqaaa"), "invalid duration"),
                       (("name", "publish", "-k", "site", "/ipfs/nope"), "Error: invalid CID"),
                       (("name", "resolve", "nope"), "cannot resolve /ipns/nope")):
