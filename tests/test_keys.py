@@ -294,7 +294,7 @@ def test_cli_keys(cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     k51 = cli("key", "gen", "site").text.strip()
     assert PeerID.parse(k51) and k51.startswith("k51qzi5uqu5d")
     assert cli("key", "gen", "--type", "ed25519", "other").rc == 0
-    assert cli("key", "list").text.split() == ["other", "site"]
+    assert cli("key", "list").text.split() == ["other", "self", "site"]  # self: made with the repository
     assert f"{k51}  site" in cli("key", "list", "-l").text.splitlines()
     r = cli("key", "gen", "site", check=False)
     assert r.rc == 1 and r.err.strip() == "Error: a key named 'site' exists already"

@@ -177,11 +177,12 @@ def key_rm(ctx: Ctx) -> int:
     """Every name is checked before any key is removed (all or nothing, as far as the checks go)."""
     with _naming(ctx) as names:
         have = set(names.keys.names())
+        none = "; no key was removed" if len(ctx.args.names) > 1 else ""
         for n in ctx.args.names:
             if n == SELF:
-                raise InvalidInput("the node key 'self' cannot be removed; no key was removed")
+                raise InvalidInput(f"the node key 'self' cannot be removed{none}")
             if n not in have:
-                raise NotFound(f"no key named {n!r}; no key was removed", n)
+                raise NotFound(f"no key named {n!r}{none}", n)
         for n in dict.fromkeys(ctx.args.names):
             pid = names.keys.rm(n)
             ctx.print(f"{pid or '?'}  {n}" if ctx.args.long else n)
