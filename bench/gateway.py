@@ -4,6 +4,7 @@ Usage::
 
     python bench/gateway.py [--runs 3] [--duration 20] [--connections 64] [--big-mb 1024]
                             [--small-files 2000] [--profile-s 10] [--workers N] [--json OUT]
+                            [--hash-on-read true|false]
 
 Steps (see bench/README.md); everything listens on 127.0.0.1 only:
 
@@ -368,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                          "requests, so the achieved rate stays near the target whatever the latency")
     ap.add_argument("--workers", type=int, help="ipmirror serve --workers (default: serve's own)")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write raw numbers to OUT")
+    ap.add_argument("--hash-on-read", choices=("true", "false"), default="true",
+                    help="the repository's hash_on_read setting (true: every block re-hashed on read)")
     a = ap.parse_args(argv)
 
     nginx, wrk = find_tool("nginx"), find_tool("wrk")
@@ -387,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
                        capture_output=True, text=True, check=True)
     root = r.stdout.strip().splitlines()[-1]
     log(f"ipmirror add: {root} in {time.perf_counter() - t0:.1f}s")
+    subprocess.run([ipm, "config", "set", "hash_on_read", a.hash_on_read],
+                   env=dict(os.environ, IPMIRROR_PATH=str(repo)), capture_output=True, check=True)
+    log(f"hash_on_read: {a.hash_on_read}")
     paths_file = OUT / "gw-paths.txt"
     paths_file.write_text("".join(f"/ipfs/{root}/{p}\n" for p in rels))
     read_all(tree_files(DATA))  # warm the page cache for nginx

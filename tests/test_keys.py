@@ -338,9 +338,9 @@ def test_cli_names(cli: CLI, tmp_path: Path) -> None:
     js = json.loads(cli("name", "inspect", rec_file, "--verify", "site", "--json").text)
     assert js["Validation"]["Valid"] is True and js["Entry"]["TTLNanoseconds"] == 300 * 10**9
     assert js["Entry"]["Value"] == "/ipfs/bafkqaaa" and js["Signatures"] == ["V1", "V2"]
-    # older or equal records are refused by `name put`
+    # older or equal records are refused by `name put` (exit 4, issue #12)
     r = cli("name", "put", k51, rec_file, check=False)
-    assert r.rc == 1 and "not newer" in r.err
+    assert r.rc == 4 and "not newer" in r.err  # EXIT_REFUSED
     for args, msg in ((("name", "publish", "-k", "nosuch", "/ipfs/bafkqaaa"), "no key named 'nosuch'"),
                       (("name", "publish", "-k", "site", "-t", "2x", "/ipfs/bafkqaaa"), "invalid duration"),
                       (("name", "publish", "-k", "site", "/ipfs/nope"), "Error: invalid CID"),

@@ -23,4 +23,10 @@ A layer may import any layer below it, never one above; packages on one line do 
 other unless the contract says so.
 """
 
+import logging
+
 __version__ = "0.1.0"
+
+# a library's loggers print nothing unless the application configures logging (``serve`` does);
+# without this, Python's last-resort handler would add a line to the CLI's one-line errors
+logging.getLogger("ipmirror").addHandler(logging.NullHandler())

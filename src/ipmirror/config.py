@@ -83,14 +83,23 @@ class HttpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SwarmConfig:
+    listen: tuple[str, ...] = ()  # libp2p listen multiaddrs (/ip4/…/tcp/PORT); empty: no libp2p host
+    max_peers: int = 256
+    max_streams_per_peer: int = 256
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     version: int = VERSION
     profile: str = DEFAULT_PROFILE
     batch_bytes: int | None = None
+    hash_on_read: bool = True  # check every block a reader gets against its hash (store/verified.py)
     server: ServerConfig = ServerConfig()
     republish: RepublishConfig = RepublishConfig()
     watch: WatchConfig = WatchConfig()
     http: HttpConfig = HttpConfig()
+    swarm: SwarmConfig = SwarmConfig()
 
 
 def parse(raw: object) -> Config:
@@ -122,6 +131,8 @@ def _check(cfg: Config) -> None:
     for n in ("debounce", "max_wait"):
         if getattr(cfg.watch, n) < 0:
             raise ConfigError(f"watch.{n}: must not be negative")
+    if cfg.swarm.max_peers < 1 or cfg.swarm.max_streams_per_peer < 1:
+        raise ConfigError("swarm: max_peers and max_streams_per_peer must be at least 1")
     h = cfg.http
     if h.timeout <= 0 or h.connect_timeout <= 0 or h.limit < 1 or h.limit_per_host < 0:
         raise ConfigError("http: timeouts must be positive, limit at least 1")

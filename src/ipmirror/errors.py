@@ -17,18 +17,55 @@ builtin it most resembles, so callers may catch either::
     ├── StoreError (OSError)                the repository cannot be opened/used (locked, permissions)
     ├── SourceError (OSError)               a file being added/synced cannot be read (unreadable,
     │                                       vanished, kept changing while read)
-    └── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    ├── Conflict (FileExistsError)          an output or name exists already and may not be replaced
+    │   └── StaleRecord                     an IPNS record not newer than the one held      [exit 4]
+    ├── Refused                             a safety check refused to publish (a mirror's source
+    │                                       looks broken: missing, empty, another file system,
+    │                                       too many files removed; ``--force`` overrides)  [exit 4]
+    ├── Busy (BlockingIOError)              the resource is in use by another process (a sync of
+    │                                       the mirror runs) and the caller would not wait  [exit 5]
+    └── PeerError (ConnectionError)         a libp2p peer cannot be reached, or the host is not running
 
-The CLI maps every ``IpmirrorError`` (``InvalidInput``, ``NotFound``, ``PathNotFound``, ``Corrupt``,
-``StoreError``, ``SourceError``, ``Conflict``) to a one-line message and exit status 1; anything
-else is a bug (one line plus a hint, or a traceback with ``--debug``).
+**Exit codes** (one table for every command; README "Exit codes"). Each error carries its
+``exit_code``; the CLI (``cli/main.py``) prints the error in one line and exits with it. A command
+that succeeds in part returns :data:`EXIT_PARTIAL` itself (no exception: the work is done).
+
+====  ===================  ==========================================================================
+code  name                 meaning
+====  ===================  ==========================================================================
+0     ``EXIT_OK``          success
+1     ``EXIT_FAILURE``     failure: bad input, missing data, corrupt store (``repo verify``: damaged
+                           or missing blocks), internal error
+2     ``EXIT_USAGE``       usage error (argparse)
+3     ``EXIT_PARTIAL``     done in part: a sync that left out unreadable files; ``repo verify`` that
+                           found only stale no-copy references; ``repo recover`` that could not
+                           save everything
+4     ``EXIT_REFUSED``     refused on purpose: a source check (:class:`Refused`), an IPNS record
+                           older than the one held (:class:`StaleRecord`)
+5     ``EXIT_BUSY``        busy: another process holds what is needed (:class:`Busy`)
+====  ===================  ==========================================================================
+
+Anything that is not an ``IpmirrorError`` is a bug (one line plus a hint, or a traceback with
+``--debug``; exit 1).
 """
 
 from __future__ import annotations
 
+from typing import Final
+
+EXIT_OK: Final = 0
+EXIT_FAILURE: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_PARTIAL: Final = 3
+EXIT_REFUSED: Final = 4
+EXIT_BUSY: Final = 5
+EXIT_INTERRUPTED: Final = 130  # Ctrl-C (128 + SIGINT), as shells report it
+
 
 class IpmirrorError(Exception):
-    """Base of every error ipmirror raises on purpose."""
+    """Base of every error ipmirror raises on purpose; ``exit_code`` is the CLI's exit status."""
+
+    exit_code: int = EXIT_FAILURE
 
 
 class InvalidInput(IpmirrorError, ValueError):
@@ -93,6 +130,10 @@ class Conflict(IpmirrorError, FileExistsError):
     """A target exists already and may not be replaced."""
 
 
+class PeerError(IpmirrorError, ConnectionError):
+    """A libp2p peer cannot be dialled, identified or pinged, or the host is not running."""
+
+
 class InvalidRecord(InvalidInput):
     """A signed record (IPNS) that fails verification; ``.reason`` says which rule it broke:
     ``size``, ``malformed``, ``signature``, ``public-key``, ``v1-mismatch``, ``validity``,
@@ -101,3 +142,24 @@ class InvalidRecord(InvalidInput):
     def __init__(self, message: str, reason: str = "invalid") -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class StaleRecord(Conflict):
+    """An IPNS record that is not newer than the one held for its name (lower sequence, or the same
+    sequence and no later validity): refused, so a name never moves backwards."""
+
+    exit_code = EXIT_REFUSED
+
+
+class Refused(IpmirrorError):
+    """A safety check refused the operation; nothing was published or changed for good. The
+    message says which check and how to override it (``--force``)."""
+
+    exit_code = EXIT_REFUSED
+
+
+class Busy(IpmirrorError, BlockingIOError):
+    """Another process holds what the operation needs (a mirror's sync lock) and the caller asked
+    not to wait."""
+
+    exit_code = EXIT_BUSY

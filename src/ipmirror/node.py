@@ -4,15 +4,17 @@ the commands need (use cases live in their layers: e.g. mirror/register.py, gate
 Usage::
 
     with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror, created on first use
-        repo.store.get(cid)
+        repo.blocks.get(cid)               # what readers use: every block checked against its hash
+        repo.store                         # the store itself: writers, GC, verify
         repo.profile                       # the repo's default import profile
         repo.names, repo.keystore          # one of each per Repo (they remember what they verified)
         repo.gateway_backend()             # the gateway's narrow view of the node
 
 Layout of a repository::
 
-    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]}, extended
-                     by the typed sections of ``config.py`` (server, republish, watch, http)
+    config.json      {"version": 1, "profile": "unixfs-v1-2025"[, "batch_bytes": N]
+                      [, "hash_on_read": false]}, extended by the typed sections of ``config.py``
+                      (server, republish, watch, http)
     blocks/          the LMDB block store (data.mdb, lock.mdb, sessions/)
     mirrors/         mirror definitions, versions and the per-file index (LMDB)
     keys/            private keys (0600), Kubo's libp2p protobuf format
@@ -27,14 +29,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import lmdb
 
 from ipmirror import config as config_mod
-from ipmirror.errors import InvalidInput, StoreError
+from ipmirror.codec.cid import verify_multihash
+from ipmirror.dag.gc import iter_missing
+from ipmirror.errors import Conflict, InvalidInput, StoreError, UnsupportedFormat
 from ipmirror.gateway.node_backend import NodeBackend
 from ipmirror.mirror.db import Mirror, MirrorDB
 from ipmirror.mirror.manager import Mirrors
@@ -42,6 +48,8 @@ from ipmirror.naming.keystore import Keystore
 from ipmirror.naming.names import Names
 from ipmirror.store.base import Store
 from ipmirror.store.lmdb_store import LmdbStore
+from ipmirror.store.salvage import salvage_env
+from ipmirror.store.verified import VerifiedBlocks
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, Profile
 
 REPO_VERSION = 1
@@ -63,6 +71,7 @@ class Repo:
         self._keystore: Keystore | None = None
         self._names: Names | None = None
         self.readonly = False
+        self._blocks: VerifiedBlocks | None = None
 
     @staticmethod
     def init(path: Path, profile: str = DEFAULT_PROFILE) -> dict[str, object]:
@@ -112,6 +121,21 @@ class Repo:
         """Bytes per durable write batch (config ``batch_bytes``; default: the store's)."""
         return self.settings.batch_bytes
 
+    @property
+    def hash_on_read(self) -> bool:
+        """Check every block handed to a reader against its hash (config ``hash_on_read``,
+        default true; Kubo's ``Datastore.HashOnRead``)."""
+        return self.settings.hash_on_read
+
+    @property
+    def blocks(self) -> VerifiedBlocks:
+        """The blocks as every reader gets them (cat, get, ls, dag export, block get, the
+        gateway): checked against their hash unless ``hash_on_read`` is false (store/verified.py).
+        One object per Repo: it counts the damaged reads a status page shows."""
+        if self._blocks is None:
+            self._blocks = VerifiedBlocks(self.store, verify=self.hash_on_read)
+        return self._blocks
+
     # -- mirrors ----------------------------------------------------------------------------------
     @property
     def mirror_db(self) -> MirrorDB:
@@ -154,7 +178,7 @@ class Repo:
     def gateway_backend(self) -> NodeBackend:
         """The gateway's view of this node; makes the node key (``self``) of a repository made
         before ``init`` did, unless read-only."""
-        backend = NodeBackend(self.store, self.names, self.keystore, mirror_path=self.mirror_lookup,
+        backend = NodeBackend(self.blocks, self.names, self.keystore, mirror_path=self.mirror_lookup,
                               mirror_key=self._mirror_key)
         if not self.readonly:
             backend.peer_id()
@@ -220,6 +244,81 @@ def _config_exists(path: Path) -> bool:
         return (path / "config.json").exists()
     except OSError as e:
         raise StoreError(f"cannot use repository at {path}: {e.strerror}") from None
+
+
+@dataclass
+class RecoverReport:
+    """What ``recover`` saved and what it could not."""
+
+    copied: dict[str, int] = field(default_factory=dict)  # "blocks", "pins", "keys", … -> how many
+    lost: list[str] = field(default_factory=list)  # one line per thing not saved
+
+
+def recover(src: Path, dst: Path) -> RecoverReport:
+    """Copy every readable block, pin, no-copy reference, key, IPNS record and mirror record of
+    the repository at ``src`` (its databases possibly damaged) into a new repository at ``dst``.
+    Blocks whose bytes do not match their hash are not copied; pins whose DAG is then incomplete
+    are kept (``repo verify`` lists what they miss) and reported. Run it with no other process
+    using ``src``."""
+    if not (src / "config.json").exists() and not (src / "blocks").is_dir():
+        raise StoreError(f"no ipmirror repository at {src}")
+    if dst.exists() and any(dst.iterdir()):
+        raise Conflict(f"{dst} exists and is not empty; recover into a new path")
+    rep = RecoverReport()
+    try:
+        cfg = _read_config(src / "config.json")
+    except StoreError as e:
+        cfg = {"version": REPO_VERSION, "profile": DEFAULT_PROFILE}
+        rep.lost.append(f"config: {e} (a default config was written)")
+    Repo.init(dst, str(cfg.get("profile", DEFAULT_PROFILE)))
+    tmp = dst / "config.tmp"
+    tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+    os.replace(tmp, dst / "config.json")
+
+    def whole(mh: bytes, data: bytes) -> bool:
+        try:
+            return verify_multihash(mh, data)
+        except UnsupportedFormat:
+            return True
+
+    store = LmdbStore.open(dst / "blocks")
+    try:
+        if (src / "blocks" / "data.mdb").exists():
+            br = salvage_env(src / "blocks", store.env, [b"blocks", b"pins", b"refs"],
+                             check={b"blocks": whole})
+            rep.copied.update(br.copied)
+            rep.lost += [f"blocks: {n} damaged block(s) not copied" for n in br.dropped.values()]
+            rep.lost += [f"block store: {u}" for u in br.unreadable]
+            store.recount()
+            for root, _kind in store.pins():
+                missing = sum(1 for _ in iter_missing(store, root))
+                if missing:
+                    rep.lost.append(f"pin {root}: {missing} block(s) of its DAG could not be saved "
+                                    "(add, import or sync the data again)")
+    finally:
+        store.close()
+    if (src / "mirrors" / "data.mdb").exists():
+        mdb = MirrorDB.open(dst / "mirrors")
+        try:
+            mr = salvage_env(src / "mirrors", mdb.env, [b"mirrors", b"versions", b"index"])
+        finally:
+            mdb.close()
+        rep.copied.update({f"mirror {k}": v for k, v in mr.copied.items()})
+        rep.lost += [f"mirror state: {u}" for u in mr.unreadable]
+    for sub in ("keys", "names"):
+        n = 0
+        for f in sorted((src / sub).rglob("*")) if (src / sub).is_dir() else []:
+            if not f.is_file():
+                continue
+            target = dst / sub / f.relative_to(src / sub)
+            try:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
+                n += 1
+            except OSError as e:
+                rep.lost.append(f"{sub}: {f.relative_to(src)}: {e.strerror}")
+        rep.copied[sub] = n
+    return rep
 
 
 def load_settings(raw: dict[str, object], where: Path) -> config_mod.Config:

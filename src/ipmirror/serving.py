@@ -26,6 +26,7 @@ from ipmirror.config import Config
 from ipmirror.errors import IpmirrorError, StoreError
 from ipmirror.gateway.app import BACKEND, make_app
 from ipmirror.gateway.config import GatewayConfig
+from ipmirror.gateway.node_backend import NodeBackend
 from ipmirror.gateway.replay import REPLAY, replay_first
 from ipmirror.mirror.db import Version
 from ipmirror.node import Repo, read_settings
@@ -33,6 +34,7 @@ from ipmirror.server import control
 from ipmirror.server.host import run_foreground
 from ipmirror.server.plan import AppSpec, Handler, Plan, ServiceSpec
 from ipmirror.server.republish import Republisher
+from ipmirror.server.swarm import SWARM_COMMANDS, SwarmService
 from ipmirror.server.watch import Watcher
 
 Overrides = Callable[[Config], Config]
@@ -52,10 +54,16 @@ def _gateway_front(app: web.Application, handler: Handler) -> Handler:
     return replay_first(app[REPLAY], app[BACKEND], handler)
 
 
+def _gateway_status(app: web.Application) -> dict[str, Any]:
+    backend = app[BACKEND]
+    return {"integrity": backend.integrity()} if isinstance(backend, NodeBackend) else {}
+
+
 def apps() -> dict[str, AppSpec[Repo]]:
     """The HTTP apps a listener may name (``server.listeners[i].apps``)."""
     return {
-        "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front),
+        "gateway": AppSpec("gateway", ("/ipfs/", "/ipns/", "/routing/v1/"), _gateway, front=_gateway_front,
+                           status=_gateway_status),
     }
 
 
@@ -68,6 +76,10 @@ def services(cfg: Config) -> list[ServiceSpec[Repo]]:
                                settings=rp, commands=("republish",)))
     for name in cfg.watch.mirrors:
         out.append(ServiceSpec(f"watch:{name}", _watcher(name, cfg), settings=cfg.watch))
+    sw = cfg.swarm
+    if sw.listen:  # the libp2p host: reads the repository (keys), writes nothing
+        out.append(ServiceSpec("swarm", lambda repo: SwarmService(repo.keystore, sw), settings=sw,
+                               writes=False, commands=SWARM_COMMANDS))
     return out
 
 
@@ -141,7 +153,8 @@ def server_status(repo_path: Path) -> dict[str, Any]:
             for m in mirrors.all():
                 vs = mirrors.log(m.name)
                 rows.append({"name": m.name, "versions": len(vs), "latest": vs[-1].root if vs else None,
-                             "watch": m.name in cfg.watch.mirrors})
+                             "watch": m.name in cfg.watch.mirrors, "checked": m.checked or None,
+                             "refused": m.refused or None})
             status["mirrors"] = rows
             status["keys"] = len(repo.keystore.names())
     except IpmirrorError as e:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import dagpb
@@ -12,9 +13,9 @@ from ipmirror.codec.cid import CID, CODEC_NAMES, RAW
 from ipmirror.dag import gc as gcmod
 from ipmirror.dag.car_io import export_car, import_car
 from ipmirror.dag.walk import walk
-from ipmirror.errors import DecodeError, InvalidInput, NotFound
-from ipmirror.node import Repo
-from ipmirror.store.base import Compactable
+from ipmirror.errors import EXIT_OK, EXIT_PARTIAL, DecodeError, InvalidInput
+from ipmirror.node import Repo, recover
+from ipmirror.store.base import Compactable, PinKind
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS
 from ipmirror.unixfs.resolve import Resolver, parse_path
 
@@ -75,8 +76,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--compact", action="store_true",
                    help="then shrink the data file (only when no other process uses the repository)")
     p.set_defaults(func=repo_gc)
-    p = repo.add_parser("verify", help="re-hash every block and check every pinned DAG")
+    p = repo.add_parser("verify", help="re-hash every block and check every pinned DAG "
+                        "(exit 1: damaged or missing blocks; 3: only stale no-copy files)")
+    p.add_argument("--repair", action="store_true",
+                   help="remove damaged blocks, so the next add or mirror sync writes them again")
     p.set_defaults(func=repo_verify)
+    p = repo.add_parser("recover", help="copy everything readable of a damaged repository into a new one")
+    p.add_argument("--to", required=True, metavar="NEWPATH", help="the new repository (must not exist)")
+    p.set_defaults(func=repo_recover)
     p = repo.add_parser("stat", help="repository statistics")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=repo_stat)
@@ -84,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def _cid_of(repo: Repo, text: str) -> CID:
     root, parts = parse_path(text)
-    return Resolver(repo.store.get).resolve_path(root, parts).cid if parts else root
+    return Resolver(repo.blocks.get).resolve_path(root, parts).cid if parts else root
 
 
 def init(ctx: Ctx) -> int:
@@ -102,7 +109,7 @@ def init(ctx: Ctx) -> int:
 
 def block_get(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
-        sys.stdout.buffer.write(repo.store.get(CID.parse(ctx.args.cid)))
+        sys.stdout.buffer.write(repo.blocks.get(CID.parse(ctx.args.cid)))
         sys.stdout.buffer.flush()
     return 0
 
@@ -139,13 +146,16 @@ def block_stat(ctx: Ctx) -> int:
 
 
 def block_rm(ctx: Ctx) -> int:
+    """Refuses a block any pin's DAG holds (naming the pin), as Kubo does."""
     rc = 0
     with ctx.open_repo() as repo:
-        pinned = {c.multihash for c, _ in repo.store.pins()}
-        for text in ctx.args.cids:
-            cid = CID.parse(text)
-            if cid.multihash in pinned:
-                ctx.err.write(f"Error: {cid} is pinned; unpin it first\n")
+        cids = [CID.parse(text) for text in ctx.args.cids]
+        held = gcmod.pins_reaching(repo.store, {c.multihash for c in cids})
+        for cid in cids:
+            pin = held.get(cid.multihash)
+            if pin is not None:
+                ctx.err.write(f"Error: {cid} is pinned; unpin it first\n" if pin.multihash == cid.multihash
+                              else f"Error: {cid} is part of the DAG pinned at {pin}; unpin that first\n")
                 rc = 1
             elif repo.store.delete(cid):
                 ctx.print(f"removed {cid}")
@@ -159,7 +169,7 @@ def dag_export(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         cid = _cid_of(repo, ctx.args.path)
         out = sys.stdout.buffer
-        export_car(repo.store.get, cid, out.write)
+        export_car(repo.blocks.get, cid, out.write)
         out.flush()
     return 0
 
@@ -192,7 +202,7 @@ def dag_stat(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         cid = _cid_of(repo, ctx.args.path)
         size = n = 0
-        for c, data in walk(cid, repo.store.get):
+        for c, data in walk(cid, repo.blocks.get):
             if c.is_identity:  # inlined in its parent's link; not a stored block (as in CARs)
                 continue
             n += 1
@@ -208,17 +218,9 @@ def pin_add(ctx: Ctx) -> int:
     with ctx.open_repo() as repo:
         for text in ctx.args.paths:
             cid = _cid_of(repo, text)
-            if ctx.args.recursive:
-                missing = next(gcmod.iter_missing(repo.store, cid), None)
-                if missing is not None:
-                    raise NotFound(f"cannot pin {cid}: block {missing} is not in the store", missing)
-                repo.store.pin_add(cid, "recursive")
-                ctx.print(f"pinned {cid} recursively")
-            else:
-                if not repo.store.has(cid):
-                    raise NotFound(f"cannot pin {cid}: it is not in the store", cid)
-                repo.store.pin_add(cid, "direct")
-                ctx.print(f"pinned {cid} directly")
+            kind: PinKind = "recursive" if ctx.args.recursive else "direct"
+            gcmod.pin_dag(repo.store, cid, kind)  # the check and the pin: atomic against GC
+            ctx.print(f"pinned {cid} {'recursively' if kind == 'recursive' else 'directly'}")
     return 0
 
 
@@ -270,26 +272,99 @@ def repo_gc(ctx: Ctx) -> int:
     return 0
 
 
+def _needed_by(repo: Repo, roots: list[CID]) -> str:
+    """``ROOT (mirror NAME version N, pinned by user), …`` for a problem block's pins."""
+    versions: dict[str, list[str]] = {}
+    for m in repo.mirror_db.mirrors():
+        for v in repo.mirror_db.versions(m.id):
+            versions.setdefault(v.root, []).append(f"mirror {m.name} version {v.number}")
+    out = []
+    for root in roots:
+        who = list(versions.get(str(root), []))
+        who += [f"pinned by {h}" for h in repo.store.pin_holders(root) if h not in ("mirrors", "")]
+        out.append(f"{root} ({', '.join(who)})" if who else str(root))
+    return ", ".join(out)
+
+
+def _latest_needing(repo: Repo, roots: set[str]) -> list[str]:
+    """Mirrors whose latest version needs one of ``roots``."""
+    out = []
+    for m in repo.mirror_db.mirrors():
+        vs = repo.mirror_db.versions(m.id)
+        if vs and vs[-1].root in roots:
+            out.append(m.name)
+    return out
+
+
 def repo_verify(ctx: Ctx) -> int:
+    """Exit 0 clean, 1 when a block is damaged or missing, 3 when only no-copy files are stale."""
     with ctx.open_repo() as repo:
         rep = gcmod.verify(repo.store)
+        needs = rep.needs
         for mh in rep.corrupt:
-            ctx.print(f"corrupt: block {CID(1, RAW, mh)} does not match its hash")
-        for root, missing in rep.missing:
-            ctx.print(f"missing: block {missing} (pinned under {root}) is not in the store")
+            cid, _k, roots = needs.get(mh, (CID(1, RAW, mh), "", []))
+            ctx.print(f"damaged: block {cid} does not match its hash"
+                      + (f"; needed by {_needed_by(repo, roots)}" if roots else "; no pin needs it"))
+        shown: set[bytes] = set()
+        for _root, c in rep.missing:
+            if c.multihash not in shown:
+                shown.add(c.multihash)
+                ctx.print(f"missing: block {c} is not in the store; needed by "
+                          f"{_needed_by(repo, needs[c.multihash][2])}")
         for root, msg in rep.undecodable:
             ctx.print(f"undecodable: DAG under {root}: {msg}")
-        for _mh, why in rep.stale:
-            ctx.print(f"stale: {why}")
+        for mh, why in rep.stale:
+            roots = needs[mh][2] if mh in needs else []
+            ctx.print(f"stale: {why}" + (f"; needed by {_needed_by(repo, roots)}" if roots else ""))
         for mh in rep.unverifiable:
             ctx.print(f"skipped: block {CID(1, RAW, mh)} uses a hash function ipmirror cannot check")
         refs = f" and {rep.refs} no-copy references ({len(rep.stale)} stale)" if rep.refs else ""
+        if ctx.args.repair and rep.corrupt:
+            _repair(ctx, repo, rep)
         if rep.ok:
-            ctx.print(f"verified {rep.blocks} blocks{refs}: ok")
-            return 0
-        n = len(rep.corrupt) + len(rep.missing) + len(rep.undecodable)
-        ctx.print(f"verified {rep.blocks} blocks: {n} problem(s)")
-        return 1
+            state = "stale no-copy files" if rep.stale else "ok"
+            ctx.print(f"verified {rep.blocks} blocks{refs}: {state}")
+            return rep.exit_code
+        n = len(rep.corrupt) + len(shown) + len(rep.undecodable)
+        ctx.print(f"verified {rep.blocks} blocks{refs}: {n} problem(s)")
+        return rep.exit_code
+
+
+def _repair(ctx: Ctx, repo: Repo, rep: gcmod.VerifyReport) -> None:
+    """Remove the damaged blocks; make the next sync of a mirror whose latest version needs one
+    check every reused file's blocks (so it reads the files again and rewrites them); say what
+    stays lost."""
+    removed = gcmod.repair(repo.store, rep)
+    roots = {str(r) for mh in removed if mh in rep.needs for r in rep.needs[mh][2]}
+    resync = _latest_needing(repo, roots)
+    for name in resync:
+        m = repo.mirror_db.get_mirror(name)
+        if m is not None:
+            m.completed_gen = 0  # as after an interrupted sync: reused files are checked first
+            repo.mirror_db.put_mirror(m)
+    ctx.print(f"repaired: removed {len(removed)} damaged block(s)")
+    for name in resync:
+        ctx.print(f"repaired: the next 'ipmirror mirror sync {name}' writes its missing blocks "
+                  "again from the files that still hold them")
+    for mh in removed:
+        if mh in rep.needs:
+            cid, _k, need = rep.needs[mh]
+            ctx.print(f"lost: block {cid} until the same data is added, imported or synced again; "
+                      f"needed by {_needed_by(repo, need)}")
+
+
+def repo_recover(ctx: Ctx) -> int:
+    """Exit 0 when everything was saved, 3 (partial) when something could not be."""
+    src, dst = ctx.repo_path, Path(ctx.args.to).expanduser()
+    rep = recover(src, dst)
+    saved = ", ".join(f"{n} {what}" for what, n in rep.copied.items())
+    ctx.print(f"recovered into {dst}: {saved}")
+    for line in rep.lost:
+        ctx.print(f"not saved: {line}")
+    if rep.lost:
+        ctx.print(f"partial: run 'ipmirror repo verify' with IPMIRROR_PATH={dst} to see what is missing")
+        return EXIT_PARTIAL
+    return EXIT_OK
 
 
 def repo_stat(ctx: Ctx) -> int:

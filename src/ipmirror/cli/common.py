@@ -24,7 +24,7 @@ from ipmirror.node import Repo, default_path
 
 CREATING = frozenset({"init", "add", "block put", "dag import", "key gen", "key import", "mirror add"})
 READING = frozenset({"cat", "get", "ls", "block get", "block stat", "dag export", "dag stat", "pin ls",
-                     "repo stat", "name resolve", "name get", "key list"})
+                     "repo stat", "name resolve", "name get", "key list", "mount"})
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
 

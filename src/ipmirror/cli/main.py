@@ -1,6 +1,7 @@
 """Entry point of the ``ipmirror`` console script: parse, dispatch, map errors to exit codes.
 
-Exit codes: 0 ok; 1 failure (bad input, missing data, corrupt store, internal error); 2 usage.
+Exit codes: one table for every command, in ``errors.py`` (``EXIT_*``; README "Exit codes"). A
+command returns its code; an ``IpmirrorError`` exits with the code it carries (``exit_code``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ import traceback
 from collections.abc import Sequence
 
 from ipmirror import __version__
-from ipmirror.cli import add, admin, config, mirror, naming, read, serve
+from ipmirror.cli import add, admin, config, mirror, mount, naming, read, serve, swarm
 from ipmirror.cli.common import Ctx, bool_flags, normalize_bools, tune_malloc
-from ipmirror.errors import IpmirrorError
+from ipmirror.errors import EXIT_FAILURE, EXIT_INTERRUPTED, IpmirrorError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     mirror.register(sub)
     serve.register(sub)
     config.register(sub)
+    swarm.register(sub)
+    mount.register(sub)
     v = sub.add_parser("version", help="print the version")
     v.set_defaults(func=lambda ctx: (ctx.print(f"ipmirror {__version__}"), 0)[1])
     return p
@@ -51,22 +54,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(devnull, sys.stdout.fileno())
         except OSError:
             pass
-        return 1
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("ipmirror: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except IpmirrorError as e:
         if debug:
             traceback.print_exc()
         print(f"Error: {e}", file=sys.stderr)
-        return 1
+        return e.exit_code
     except Exception as e:
         if debug:
             traceback.print_exc()
         else:
             print(f"Error: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
                   file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
 
 
 if __name__ == "__main__":

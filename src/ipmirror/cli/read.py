@@ -61,7 +61,7 @@ def content_path(repo: Repo, text: str) -> tuple[CID, list[str]]:
 
 def _target(repo: Repo, text: str) -> CID:
     root, parts = content_path(repo, text)
-    return Resolver(repo.store.get).resolve_path(root, parts).cid
+    return Resolver(repo.blocks.get).resolve_path(root, parts).cid
 
 
 def cat(ctx: Ctx) -> int:
@@ -69,7 +69,7 @@ def cat(ctx: Ctx) -> int:
     if a.offset < 0 or (a.length is not None and a.length < 0):
         raise InvalidInput("offset and length must not be negative")
     with ctx.open_repo() as repo:
-        get = repo.store.get
+        get = repo.blocks.get
         cid = _target(repo, a.path)
         out = sys.stdout.buffer
         for chunk in ex.read(get, cid, a.offset, a.length):
@@ -84,7 +84,7 @@ _KIND_CODE = {"directory": 1, "hamt-sharded-directory": 1, "file": 2, "raw": 2, 
 def ls(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        get = repo.store.get
+        get = repo.blocks.get
         cid = _target(repo, a.path)
         node = ex.stat(get, cid)
         rows: list[tuple[str, CID, ex.Node]] = []
@@ -111,7 +111,7 @@ def ls(ctx: Ctx) -> int:
 def get(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
-        getb = repo.store.get
+        getb = repo.blocks.get
         root, parts = content_path(repo, a.path)
         cid = Resolver(getb).resolve_path(root, parts).cid
         given = [p for p in a.path.strip().split("/") if p]  # Kubo names it after the path typed

@@ -35,6 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--republish-within", type=float, default=None, metavar="HOURS",
                    help="re-sign records that expire within this many hours (default: config "
                         "republish.within, 24)")
+    p.add_argument("--swarm", action="append", metavar="MULTIADDR",
+                   help="run the libp2p host listening on this address (/ip4/127.0.0.1/tcp/4001; "
+                        "repeatable; default: config swarm.listen, none)")
     p.set_defaults(func=serve)
 
 
@@ -57,7 +60,8 @@ def _overrides(a: argparse.Namespace) -> Callable[[Config], Config]:
             r = dataclasses.replace(r, interval=a.republish_every)
         if a.republish_within is not None:
             r = dataclasses.replace(r, within=a.republish_within)
-        return dataclasses.replace(cfg, server=s, republish=r)
+        sw = cfg.swarm if a.swarm is None else dataclasses.replace(cfg.swarm, listen=tuple(a.swarm))
+        return dataclasses.replace(cfg, server=s, republish=r, swarm=sw)
 
     return apply
 

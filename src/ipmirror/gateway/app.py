@@ -15,7 +15,10 @@ Error mapping, here and only here (the layers below raise the project's errors, 
 JSON-free, one-line text body): unknown content, paths and names 404; a block of a codec we do
 not read (``UnsupportedCodec``) 501; nothing acceptable to produce (``Unacceptable``) 406; a name
 that exists already (``Conflict``) 409; other bad input (CIDs, paths, parameters) 400; methods 405;
-everything unexpected 500 (logged with its traceback). An error after a response has started
+a damaged block (``Corrupt``: its stored bytes do not match its hash, found by the backend's
+hash-on-read check) 500 without a traceback (store/verified.py logs and counts it); a store that
+cannot be used (``StoreError``: a damaged database) 500, logged in one line; everything
+unexpected 500 (logged with its traceback). An error after a response has started
 streaming cannot change its status: it is logged in one line and the connection is closed before
 the final chunk, so the client sees a truncated body.
 """
@@ -28,7 +31,15 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ipmirror.codec.cid import CID
-from ipmirror.errors import Conflict, InvalidInput, NotFound, PathNotFound, UnsupportedCodec
+from ipmirror.errors import (
+    Conflict,
+    Corrupt,
+    InvalidInput,
+    NotFound,
+    PathNotFound,
+    StoreError,
+    UnsupportedCodec,
+)
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.config import GatewayConfig
 from ipmirror.gateway.delegated_routing import add_routes, preflight, url_multiaddr
@@ -96,6 +107,11 @@ def _error_response(request: web.Request, e: Exception) -> web.Response:
         return web.Response(status=409, text=f"{e}\n")
     if isinstance(e, InvalidInput):
         return web.Response(status=400, text=f"{e}\n")
+    if isinstance(e, Corrupt):  # never cacheable: an error answer carries no Cache-Control
+        return web.Response(status=500, text=f"{e}\n")
+    if isinstance(e, StoreError):  # e.g. a damaged database: the message says it all
+        log.error("error serving %s: %s", request.path, e)
+        return web.Response(status=500, text="internal error\n")
     log.exception("internal error serving %s", request.path)
     return web.Response(status=500, text="internal error\n")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from ipmirror.codec import ipns
 from ipmirror.codec.cid import CID
@@ -40,6 +40,10 @@ class Blocks(Protocol):
     def get_stored(self, cid: CID) -> bytes | None: ...
 
     def has(self, cid: CID) -> bool: ...
+
+    def status(self) -> dict[str, Any]:
+        """Hash-on-read counters (store/verified.py): what a status page shows."""
+        ...
 
 
 class NodeBackend:
@@ -65,6 +69,10 @@ class NodeBackend:
 
     def has(self, cid: CID) -> bool:
         return self._blocks.has(cid)
+
+    def integrity(self) -> dict[str, Any]:
+        """Whether blocks are checked on read, and the damaged reads so far (never blocks)."""
+        return self._blocks.status()
 
     def resolve_name(self, name: str) -> Resolved:
         names = self._names

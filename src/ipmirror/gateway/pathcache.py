@@ -16,7 +16,8 @@ Rules:
    resolved to*: entries of old versions are simply no longer asked for and age out.
 2. Entries hold no file bytes: a raw leaf's stat is kept without its block. The cache is bounded
    by an estimate of its size (key, texts, and the directory or file root node it keeps alive).
-3. Failures are not cached (a missing path is looked up again next time).
+3. Failures are not cached (a missing path is looked up again next time; a damaged block, found
+   by the backend's hash-on-read check, fails the request and leaves nothing behind).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ipmirror.codec.cid import CID, DAG_PB, RAW
-from ipmirror.errors import IpmirrorError
+from ipmirror.errors import Corrupt, IpmirrorError
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.streaming import run_blocking
 from ipmirror.gateway.target import Target
@@ -83,6 +84,8 @@ def _stat(resolver: Resolver, cid: CID) -> ex.Node | None:
         return None
     try:
         node = resolver.stat(cid)
+    except Corrupt:  # a damaged block: the request fails (500) and nothing is cached (rule 3)
+        raise
     except IpmirrorError:  # not UnixFS after all: the handler reports it as before
         return None
     if node.raw is not None:  # keep the size, not the bytes

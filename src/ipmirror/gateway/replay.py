@@ -14,7 +14,10 @@ Rules:
    CID never changes), GET or HEAD, no query, none of ``Range``, ``If-None-Match``, ``If-Range``
    or ``Cache-Control`` in the request, an ``Accept`` that negotiates to the plain response, and a
    file that is one raw block held in the store. Its bytes are read from the store on every
-   request (microseconds); a block gone since (GC) sends the request down the general path.
+   request (microseconds) through the backend, which checks them against their hash
+   (store/verified.py); a block gone since (GC) or found damaged sends the request down the
+   general path (which answers 500 for a damaged one) and drops the entry: nothing here ever
+   holds or replays a block's bytes.
 2. The headers are the ones the general path built for this very URL (``remember`` is called by
    it, keyed by the raw request path, which determines ``X-Ipfs-Path``), plus what the error
    middleware and aiohttp add to every such response: CORS, ``Vary``, ``Content-Length``,
@@ -39,7 +42,7 @@ from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http import SERVER_SOFTWARE, HttpVersion11
 
 from ipmirror.codec.cid import CID, RAW
-from ipmirror.errors import InvalidInput
+from ipmirror.errors import Corrupt, InvalidInput
 from ipmirror.gateway.backend import Backend
 from ipmirror.gateway.headers import decorate
 from ipmirror.gateway.negotiate import plain_accept
@@ -164,8 +167,12 @@ class Replay:
         e = self._items.get(request.raw_path)
         if e is None:
             return None
-        body = backend.get_stored(e.cid)
+        try:
+            body = backend.get_stored(e.cid)
+        except Corrupt:
+            body = None
         if body is None or len(body) != e.size:
+            self._items.pop(request.raw_path, None)
             return None
         if request.version != HttpVersion11 or not request.keep_alive:
             resp = web.Response(body=body, headers={**e.headers, "X-Ipfs-Path": request.path})

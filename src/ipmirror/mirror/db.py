@@ -10,6 +10,7 @@ Layout (named databases in ``$IPMIRROR_PATH/mirrors/``):
 - ``mirrors``   name -> JSON mirror definition (:class:`Mirror`)
 - ``versions``  mirror id (4 B) + version number (4 B) -> JSON :class:`Version`
 - ``index``     mirror id (4 B) + dir path + NUL + name -> packed :class:`Rec`
+- ``locks/<name>.lock``  (a plain file beside the env) one sync per mirror (``mirror/lock.py``)
 
 Index keys put the children of one directory next to each other, so a sync reads a directory's
 previous state with one range scan and finds deletions by comparing names. The root directory's
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -92,6 +94,16 @@ def unpack_head(raw: bytes) -> RecHead:
 REC_HEAD = _REC.size
 
 
+def split_rel(rel: str) -> tuple[bytes, bytes]:
+    """Importer path (``root/a/b``) -> index (dir path, name): ``(b"a", b"b")``; the root itself
+    -> ``(ROOT_DIR, b"")``."""
+    _top, _, rest = rel.partition("/")
+    if not rest:
+        return ROOT_DIR, b""
+    d, _, n = rest.rpartition("/")
+    return os.fsencode(d), os.fsencode(n)
+
+
 class _Json:
     """JSON (de)serialisation of a dataclass; unknown keys are ignored (newer versions' fields)."""
 
@@ -118,10 +130,15 @@ class Mirror(_Json):
     exclude: list[str] = field(default_factory=list)
     nocopy: bool = False
     key: str = ""
-    keep: int = 0  # 0: keep every version pinned
+    keep: int = 0  # 0: keep every version pinned (records made before retention had a default)
     created: float = 0.0
     gen: int = 0  # last sync started
     completed_gen: int = 0  # last sync completed
+    keep_days: float = 0.0  # also keep versions younger than this (mirror/retention.py)
+    checked: float = 0.0  # when a sync last completed (a new version or none: nothing changed)
+    refused: str = ""  # why the last sync refused to publish ("" after a sync that completed)
+    published: str = ""  # the root last published under the key (so a no-op sync can catch up)
+    own_key: bool | None = None  # the key was made for this mirror (None: recorded before; see rm)
 
 
 @dataclass
@@ -141,6 +158,8 @@ class Version(_Json):
     read_files: int = 0  # files this sync actually read (new, changed, or racily clean)
     read_bytes: int = 0
     put_blocks: int = 0  # blocks this sync encoded and handed to the store (new or not)
+    dev: int = 0  # st_dev of the mirror directory when synced (0: not recorded; mirror/checks.py)
+    skipped: int = 0  # entries that could not be read (a partial sync; their earlier content kept)
 
 
 def _mid(mid: int) -> bytes:
@@ -154,6 +173,7 @@ def index_key(mid: int, dirpath: bytes, name: bytes) -> bytes:
 class MirrorDB:
     def __init__(self, env: Any) -> None:
         self.env = env
+        self.path = Path(env.path())
         self.db_mirrors = env.open_db(b"mirrors")
         self.db_versions = env.open_db(b"versions")
         self.db_index = env.open_db(b"index")
@@ -272,6 +292,37 @@ class MirrorDB:
     def delete_prefix(self, prefix: bytes, db: Any) -> None:
         with self.env.begin(write=True) as t:
             self._delete_prefix_txn(t, prefix, db)
+
+    def count_files(self, mid: int, deletes: list[tuple[bytes, bytes, bool]]) -> int:
+        """How many file records :meth:`apply` would delete for ``deletes`` (read only)."""
+        n = 0
+        with self.env.begin() as t:
+            for dirpath, name, was_dir in deletes:
+                raw = t.get(index_key(mid, dirpath, name), db=self.db_index)
+                if raw is not None and bytes(raw[:1]) == KIND_FILE:
+                    n += 1
+                if was_dir:
+                    n += self._subtree_files(t, mid, dirpath, name)[0]
+        return n
+
+    def subtree_files(self, mid: int, dirpath: bytes, name: bytes) -> tuple[int, int]:
+        """Files recorded below directory ``name`` of ``dirpath``, and their bytes."""
+        with self.env.begin() as t:
+            return self._subtree_files(t, mid, dirpath, name)
+
+    def _subtree_files(self, t: Any, mid: int, dirpath: bytes, name: bytes) -> tuple[int, int]:
+        sub = (dirpath + b"/" + name) if dirpath else name
+        files = nbytes = 0
+        with t.cursor(db=self.db_index) as cur:
+            for prefix in (_mid(mid) + sub + b"\0", _mid(mid) + sub + b"/"):
+                ok = cur.set_range(prefix)
+                while ok and bytes(cur.key()).startswith(prefix):
+                    v = bytes(cur.value())
+                    if v[:1] == KIND_FILE:
+                        files += 1
+                        nbytes += unpack_head(v).size
+                    ok = cur.next()
+        return files, nbytes
 
     def iter_index(self, mid: int) -> Iterator[tuple[bytes, Rec]]:
         p = _mid(mid)

@@ -4,12 +4,24 @@ Usage::
 
     mirrors = Mirrors(db, store, publish=lambda m, root: ...)
     mirrors.add("debian", "/srv/debian", profile="unixfs-v1-2025")
-    v = mirrors.sync("debian")
+    r = mirrors.sync("debian")            # SyncResult: r.new, r.number, r.root, r.skipped_paths
     for ch in mirrors.diff("debian"): ...
 
 Publishing is passed in (a callback): this layer knows nothing of keys or IPNS. The block store
 is any ``store.base.Store`` (node.py picks the backend); the mirror index is this layer's own
 database (``mirror/db.py``).
+
+Rules kept here (the safety rules of a sync are in ``sync.py``, ``checks.py`` and ``partial.py``):
+
+1. One sync per mirror at a time (``lock.py``): a second one waits (``on_wait`` is told) and then
+   reads the mirror record afresh, so it finds little or nothing to do; ``wait=False`` raises
+   ``Busy``. ``rm`` takes the same lock and does not wait.
+2. A sync that changes nothing records no version (``SyncResult.new`` False); the mirror record
+   notes when the source was last checked (``Mirror.checked``).
+3. Publishing follows every completed sync whose root is not the one published last
+   (``Mirror.published``), so a no-op sync also repairs a publish that a crash cut short.
+4. Retention (``retention.py``) runs after every completed sync and on ``set_keep``; it unpins,
+   never deletes version records.
 """
 
 from __future__ import annotations
@@ -18,12 +30,16 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput, NotFound
+from ipmirror.mirror.checks import DEFAULT_MAX_DELETE, Limits
 from ipmirror.mirror.db import Mirror, MirrorDB, Version
 from ipmirror.mirror.diff import Change, diff
-from ipmirror.mirror.sync import PIN_OWNER, Progress, check_nocopy, sync
+from ipmirror.mirror.lock import mirror_lock
+from ipmirror.mirror.retention import DEFAULT_KEEP, DEFAULT_KEEP_DAYS, expired
+from ipmirror.mirror.sync import PIN_OWNER, Progress, SyncResult, check_nocopy, sync
 from ipmirror.store.base import Store
 from ipmirror.unixfs.importer import ImportEvent
 from ipmirror.unixfs.profile import PRESETS
@@ -50,6 +66,7 @@ class Mirrors:
         self.store = store
         self._publish = publish
         self._batch = batch_bytes
+        self.locks_dir: Path = db.path / "locks"
 
     def get(self, name: str) -> Mirror:
         m = self.db.get_mirror(name)
@@ -62,7 +79,8 @@ class Mirrors:
 
     def add(self, name: str, directory: str, *, profile: str, hidden: bool = False,
             exclude: list[str] | None = None, nocopy: bool = False, key: str = "",
-            keep: int = 0) -> Mirror:
+            keep: int = DEFAULT_KEEP, keep_days: float = DEFAULT_KEEP_DAYS,
+            own_key: bool | None = None) -> Mirror:
         check_mirror_name(name)
         if self.db.get_mirror(name) is not None:
             raise Conflict(f"a mirror named {name!r} exists already")
@@ -76,23 +94,34 @@ class Mirrors:
         d = os.path.abspath(directory)
         if not os.path.isdir(d):
             raise InvalidInput(f"{directory}: not a directory")
-        if keep < 0:
-            raise InvalidInput("--keep must be 0 (keep all) or more")
+        _check_keep(keep, keep_days)
         m = Mirror(name, self.db.next_id(), d, profile, hidden, list(exclude or []), nocopy,
-                   key or name, keep, time.time())
+                   key or name, keep, time.time(), keep_days=keep_days, own_key=own_key)
         self.db.put_mirror(m)
         return m
 
     def sync(self, name: str, *, checksum: bool = False,
              on_event: Callable[[ImportEvent], None] | None = None,
-             on_warning: Callable[[str], None] | None = None, progress: Progress | None = None) -> Version:
-        m = self.get(name)
-        v = sync(self.db, self.store, m, checksum=checksum, batch_bytes=self._batch, on_event=on_event,
-                 on_warning=on_warning, progress=progress)
-        self._retain(m)
-        if self._publish is not None:
-            self._publish(m, CID.parse(v.root))
-        return v
+             on_warning: Callable[[str], None] | None = None, progress: Progress | None = None,
+             force: bool = False, max_delete: float = DEFAULT_MAX_DELETE, strict: bool = False,
+             wait: bool = True, on_wait: Callable[[str], None] | None = None) -> SyncResult:
+        """Sync mirror ``name`` (see the module rules). Raises ``Refused`` when a source check
+        fails (``force`` skips the checks, ``max_delete`` is a percentage), ``Busy`` when another
+        sync runs and not ``wait``; with ``strict`` an unreadable file fails the sync (else it is
+        kept or left out and listed in ``skipped_paths``)."""
+        limits = Limits(force=force, max_delete=max_delete)
+        self.get(name)  # NotFound before any lock file is made
+        with mirror_lock(self.locks_dir, name, wait=wait, on_wait=on_wait):
+            m = self.get(name)  # afresh: a sync we waited for has changed it
+            r = sync(self.db, self.store, m, checksum=checksum, batch_bytes=self._batch,
+                     on_event=on_event, on_warning=on_warning, progress=progress, limits=limits,
+                     strict=strict)
+            self._retain(m)
+            if self._publish is not None and m.published != r.root:
+                self._publish(m, CID.parse(r.root))
+                m.published = r.root
+                self.db.put_mirror(m)
+        return r
 
     def log(self, name: str) -> list[Version]:
         return self.db.versions(self.get(name).id)
@@ -119,27 +148,28 @@ class Mirrors:
             b = self.version(name, v2)
         return diff(self.store.get, CID.parse(a.root), CID.parse(b.root))
 
-    def set_keep(self, name: str, keep: int) -> None:
-        if keep < 0:
-            raise InvalidInput("--keep must be 0 (keep all) or more")
+    def set_keep(self, name: str, keep: int, keep_days: float | None = None) -> Mirror:
+        """Set the retention policy (``keep_days`` None: unchanged) and apply it now."""
         m = self.get(name)
-        m.keep = keep
+        days = m.keep_days if keep_days is None else keep_days
+        _check_keep(keep, days)
+        m.keep, m.keep_days = keep, days
         self.db.put_mirror(m)
         self._retain(m)
+        return m
 
-    def _retain(self, m: Mirror) -> None:
-        """Keep the newest ``keep`` versions pinned; unpin older ones (their blocks become
-        collectable unless a kept version shares them)."""
-        if m.keep <= 0:
-            return
+    def _retain(self, m: Mirror, now: float | None = None) -> None:
+        """Unpin the versions the policy no longer keeps (their blocks become collectable unless a
+        kept version, another mirror or the user pins the same root)."""
         vs = self.db.versions(m.id)
-        kept = {v.root for v in vs[-m.keep:]}
-        for v in vs[:-m.keep]:
-            if v.pinned:
-                if v.root not in kept and not self._root_used_elsewhere(m, v.root):
-                    self.store.pin_rm(CID.parse(v.root), owner=PIN_OWNER)
-                v.pinned = False
-                self.db.put_version(m.id, v)
+        gone = expired(vs, keep=m.keep, keep_days=m.keep_days, now=time.time() if now is None else now)
+        going = {v.number for v in gone}
+        kept = {v.root for v in vs if v.pinned and v.number not in going}
+        for v in gone:
+            if v.root not in kept and not self._root_used_elsewhere(m, v.root):
+                self.store.pin_rm(CID.parse(v.root), owner=PIN_OWNER)
+            v.pinned = False
+            self.db.put_version(m.id, v)
 
     def _root_used_elsewhere(self, m: Mirror, root: str) -> bool:
         for other in self.db.mirrors():
@@ -150,9 +180,20 @@ class Mirrors:
         return False
 
     def rm(self, name: str) -> Mirror:
-        m = self.get(name)
-        for v in self.db.versions(m.id):
-            if v.pinned and not self._root_used_elsewhere(m, v.root):
-                self.store.pin_rm(CID.parse(v.root), owner=PIN_OWNER)
-        self.db.delete_mirror(m)
+        """Remove the mirror and unpin its versions (not its key: ``register.remove_mirror``);
+        ``Busy`` while a sync of it runs."""
+        self.get(name)
+        with mirror_lock(self.locks_dir, name, wait=False, what="remove"):
+            m = self.get(name)
+            for v in self.db.versions(m.id):
+                if v.pinned and not self._root_used_elsewhere(m, v.root):
+                    self.store.pin_rm(CID.parse(v.root), owner=PIN_OWNER)
+            self.db.delete_mirror(m)
         return m
+
+
+def _check_keep(keep: int, keep_days: float) -> None:
+    if keep < 0:
+        raise InvalidInput("--keep must be 0 (keep all) or more")
+    if keep_days < 0:
+        raise InvalidInput("--keep-days must be 0 or more")

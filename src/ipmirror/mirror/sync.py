@@ -3,7 +3,7 @@ what changed.
 
 Usage::
 
-    version = sync(db, store, mirror, checksum=False, on_progress=None, now=time.time)
+    result = sync(db, store, mirror, checksum=False, limits=Limits(), strict=False)  # SyncResult
 
 How a sync decides what to read (rules, checked by tests/test_mirror.py):
 1. A file is reused without being read when its (size, mtime_ns, inode, ctime_ns) equal the index
@@ -18,27 +18,38 @@ How a sync decides what to read (rules, checked by tests/test_mirror.py):
    changed paths.
 3. Index records are written only after the blocks they name are committed (the store session's
    commit hook), so an interrupted sync leaves an index that the next sync can trust, and it does
-   not read those files again. Records written by a sync that never completed are not yet
-   protected by a pin (GC may have taken their blocks), so the next sync checks their blocks are
-   still present before reusing them.
+   not read those files again. File by file: each file's event follows its blocks from the worker
+   that read it (the importer's ``early_file_events``), and the reader queue holds at most a
+   quarter batch, so a sync killed at any point reads again at most about one batch of files plus
+   those in flight (tests/test_mirror_safety.py). Records written by a sync that never completed
+   are not yet protected by a pin (GC may have taken their blocks), so the next sync checks their
+   blocks are still present before reusing them (a raw leaf by ``has``, without reading it).
+   Deletions from the index wait until the source checks passed (``checks.py``: a refused sync
+   leaves the records of the previous tree).
 4. A version becomes visible only when complete: the root is pinned in the session's last
-   transaction, then the version record is written, then ``publish`` is called.
-5. Any block store will do (``store.base.Blockstore``); a ``--nocopy`` mirror needs one that keeps
+   transaction, then the version record is written, then ``publish`` is called (by the caller,
+   ``manager.py``). A sync whose root equals the latest version's records no version
+   (``SyncResult.new`` False); either way the mirror record notes when it was ``checked``.
+5. Before publishing, the source checks of ``checks.py`` run (``Refused``, noted on the mirror
+   record); unreadable entries are handled by ``partial.py``'s policy unless ``strict``.
+6. Any block store will do (``store.base.Blockstore``); a ``--nocopy`` mirror needs one that keeps
    no-copy references (``NoCopyStore``), else the sync fails before it starts, saying so.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
-from ipmirror.codec.cid import CID
+from ipmirror.codec.cid import CID, RAW
 from ipmirror.dag.walk import walk
-from ipmirror.errors import BlockNotFound, InvalidInput, StoreError
+from ipmirror.errors import BlockNotFound, InvalidInput, Refused, StoreError
+from ipmirror.mirror.checks import Limits, after_walk, before_walk
 from ipmirror.mirror.db import (
     KIND_DIR,
     KIND_FILE,
@@ -49,8 +60,10 @@ from ipmirror.mirror.db import (
     MirrorDB,
     Rec,
     Version,
+    split_rel,
     unpack_head,
 )
+from ipmirror.mirror.partial import KeepPrevious, Skipped
 from ipmirror.store.base import Blockstore, NoCopySession, NoCopyStore, Session
 from ipmirror.unixfs.importer import AddOptions, DirMemo, Importer, ImportEvent
 from ipmirror.unixfs.nodes import Entry, RefSink
@@ -61,18 +74,9 @@ try:  # the C scanner (setup.py builds it; without a compiler the same rules run
 except ImportError:  # pragma: no cover - depends on the build
     _scan = None  # type: ignore[assignment]
 
+DEFAULT_LIMITS: Final = Limits()
 PIN_OWNER = "mirrors"  # mirror versions' pins: separate from a user's pin of the same root
 RACY_NS = 2_000_000_000  # 2 s: coarse file-system timestamps and clock skew
-
-
-def split_rel(rel: str) -> tuple[bytes, bytes]:
-    """Importer path (``root/a/b``) -> index (dir path, name): ``(b"a", b"b")``; the root itself
-    -> ``(ROOT_DIR, b"")``."""
-    _top, _, rest = rel.partition("/")
-    if not rest:
-        return ROOT_DIR, b""
-    d, _, n = rest.rpartition("/")
-    return os.fsencode(d), os.fsencode(n)
 
 
 def _entry(raw: bytes) -> Entry:
@@ -242,7 +246,7 @@ class Progress:
         reused, reused_bytes = (imp.reused_files, imp.reused_bytes) if imp is not None else (0, 0)
         return {"scanned": reused + t.read_files, "scanned_bytes": reused_bytes + t.read_bytes,
                 "read": t.read_files, "read_bytes": t.read_bytes, "added": t.added, "changed": t.changed,
-                "removed": t.removed + len(t.deletes)}
+                "removed": t.removed or len(t.deletes)}
 
 
 def check_nocopy(store: Blockstore, name: str) -> None:
@@ -258,12 +262,36 @@ def _ref_sink(s: Session) -> RefSink:
     return s.put_ref
 
 
+@dataclass
+class SyncResult(Version):
+    """What one sync did: a :class:`Version` with this sync's counts. ``new``: the version was
+    recorded; False when nothing changed (then ``number`` and ``root`` are the latest version's,
+    and no version was recorded). ``skipped_paths``: entries that could not be read (a partial
+    sync; ``mirror/partial.py``)."""
+
+    new: bool = True
+    skipped_paths: list[Skipped] = field(default_factory=list)
+
+    def record(self) -> Version:
+        """The version record to store (without this sync's transient fields)."""
+        d = dataclasses.asdict(self)
+        d.pop("new")
+        d.pop("skipped_paths")
+        return Version(**d)
+
+
 def sync(db: MirrorDB, store: Blockstore, mirror: Mirror, *, checksum: bool = False,
          batch_bytes: int | None = None, on_event: Callable[[ImportEvent], None] | None = None,
          on_warning: Callable[[str], None] | None = None, progress: Progress | None = None,
-         now: Callable[[], float] = time.time) -> Version:
-    if not os.path.isdir(mirror.dir):
-        raise InvalidInput(f"mirror {mirror.name}: {mirror.dir} is not a directory")
+         limits: Limits = DEFAULT_LIMITS, strict: bool = False,
+         now: Callable[[], float] = time.time) -> SyncResult:
+    versions = db.versions(mirror.id)
+    last = versions[-1] if versions else None
+    try:
+        dev = before_walk(mirror, last, limits)
+    except Refused as e:
+        _refused(db, mirror, e)
+        raise
     if mirror.nocopy:
         check_nocopy(store, mirror.name)
     t0 = time.monotonic()
@@ -275,13 +303,23 @@ def sync(db: MirrorDB, store: Blockstore, mirror: Mirror, *, checksum: bool = Fa
     tally = _Tally()
     scan_ns = time.time_ns()
 
-    def flush() -> None:
-        if tally.puts or tally.deletes:
-            tally.removed += db.apply(mirror.id, tally.puts, tally.deletes)
-            tally.puts, tally.deletes = [], []
+    def flush() -> None:  # after each commit: the records of files whose blocks are committed
+        if tally.puts:
+            db.apply(mirror.id, tally.puts, [])
+            tally.puts = []
 
     def present(cid: CID) -> bool:  # driver thread: read-only
-        return all(d is not None for _c, d in walk(cid, store.get, missing_ok=True))
+        gone = False
+
+        def raw_leaf(c: CID) -> bool:  # has(), not get(): a no-copy get would read the file
+            nonlocal gone
+            if c.codec != RAW:
+                return False
+            gone = gone or not store.has(c)
+            return True
+
+        return all(d is not None for _c, d in walk(cid, store.get, skip=raw_leaf, missing_ok=True)) \
+            and not gone
 
     def get(cid: CID) -> bytes | None:  # driver thread: read-only
         try:
@@ -290,45 +328,81 @@ def sync(db: MirrorDB, store: Blockstore, mirror: Mirror, *, checksum: bool = Fa
             return None
 
     memo = IndexMemo(db, mirror, checksum, present, get)
-    with store.session(batch_bytes=batch_bytes, on_commit=flush) as s:
-        def record(ev: ImportEvent) -> None:  # writer thread
-            _record(db, mirror, ev, gen, scan_ns, tally)
-            if on_event is not None:
-                on_event(ev)
+    keep = None if strict else KeepPrevious(db, mirror, present=present, protect=memo.unprotected.add)
+    # a bounded queue between the readers and the writer: files read but not yet committed are
+    # what an interrupted sync reads again, so keep them under about one batch
+    queue = min(64 << 20, max(1 << 20, batch_bytes // 4)) if batch_bytes else 64 << 20
+    try:
+        with store.session(batch_bytes=batch_bytes, on_commit=flush) as s:
+            def record(ev: ImportEvent) -> None:  # writer thread
+                _record(db, mirror, ev, gen, scan_ns, tally)
+                if on_event is not None:
+                    on_event(ev)
 
-        imp = Importer(opts, s.put, on_event=record, on_warning=on_warning, memo=memo,
-                       ref_sink=_ref_sink(s) if mirror.nocopy else None, report_reused=False)
-        if progress is not None:
-            progress._tally, progress._importer = tally, imp
-        try:
-            (root,) = imp.add_paths([mirror.dir])
-        finally:
-            memo.close()
-        tally.files += imp.reused_files
-        tally.nbytes += imp.reused_bytes
-        for cid in memo.unprotected:  # reused from a sync that never completed: not pinned yet
-            _stage_dag(s, store, cid, str(cid))
-        s.pin(root.cid, owner=PIN_OWNER)
-        puts = s.puts
+            imp = Importer(opts, s.put, on_event=record, on_warning=on_warning, memo=memo,
+                           ref_sink=_ref_sink(s) if mirror.nocopy else None, report_reused=False,
+                           on_unreadable=keep, early_file_events=True, queue_bytes=queue)
+            if progress is not None:
+                progress._tally, progress._importer = tally, imp
+            try:
+                (root,) = imp.add_paths([mirror.dir])
+            finally:
+                memo.close()
+            tally.files += imp.reused_files + (keep.files if keep else 0)
+            tally.nbytes += imp.reused_bytes + (keep.nbytes if keep else 0)
+            # deletions wait until the checks pass: a refused sync leaves the index's records of
+            # the previous tree, so the restored source is not read again
+            tally.removed = db.count_files(mirror.id, tally.deletes)
+            after_walk(mirror, last, tally.files, tally.removed, limits)
+            for cid in memo.unprotected:  # reused from a sync that never completed: not pinned yet
+                _stage_dag(s, store, cid, str(cid))
+            s.pin(root.cid, owner=PIN_OWNER)
+            puts = s.puts
+    except Refused as e:
+        _refused(db, mirror, e)
+        raise
     flush()
-    versions = db.versions(mirror.id)
-    v = Version(number=(versions[-1].number + 1) if versions else 1, time=now(), root=str(root.cid),
-                files=tally.files, size=tally.nbytes, added=tally.added, changed=tally.changed,
-                removed=tally.removed, duration=round(time.monotonic() - t0, 3), nocopy=mirror.nocopy,
-                read_files=tally.read_files, read_bytes=tally.read_bytes, put_blocks=puts)
-    db.put_version(mirror.id, v)
+    if tally.deletes:
+        db.apply(mirror.id, [], tally.deletes)
+    skipped = keep.skipped if keep else []
+    new = last is None or str(root.cid) != last.root
+    v = SyncResult(number=last.number + 1 if new and last else last.number if last else 1, time=now(),
+                   root=str(root.cid), files=tally.files, size=tally.nbytes, added=tally.added,
+                   changed=tally.changed, removed=tally.removed, duration=round(time.monotonic() - t0, 3),
+                   nocopy=mirror.nocopy, read_files=tally.read_files, read_bytes=tally.read_bytes,
+                   put_blocks=puts, dev=dev, skipped=len(skipped), new=new, skipped_paths=skipped)
+    if new:
+        db.put_version(mirror.id, v.record())
     mirror.completed_gen = gen
+    mirror.checked = v.time
+    mirror.refused = ""
     db.put_mirror(mirror)
     return v
+
+
+def _refused(db: MirrorDB, mirror: Mirror, e: Refused) -> None:
+    """Note a refusal on the mirror record (for ``mirror list`` and status pages)."""
+    mirror.refused = str(e)
+    db.put_mirror(mirror)
 
 
 def _stage_dag(s: Session, store: Blockstore, root: CID, path: str) -> None:
     """Stage every block of a reused DAG under the session (so GC cannot take it before the pin);
     fail if one went missing since the memo checked."""
-    for cid, _data in walk(root, store.get, missing_ok=True):
-        if not s.has(cid):
-            raise StoreError(f"{path}: block {cid} was removed while syncing (a concurrent gc?); "
-                             "run the sync again")
+    def raw_leaf(c: CID) -> bool:  # staged by has(); no need to read it (a no-copy read re-reads the file)
+        if c.codec != RAW:
+            return False
+        if not s.has(c):
+            raise _gone(path, c)
+        return True
+
+    for cid, data in walk(root, store.get, skip=raw_leaf, missing_ok=True):
+        if data is None or not s.has(cid):
+            raise _gone(path, cid)
+
+
+def _gone(path: str, cid: CID) -> StoreError:
+    return StoreError(f"{path}: block {cid} was removed while syncing (a concurrent gc?); run the sync again")
 
 
 def _record(db: MirrorDB, mirror: Mirror, ev: ImportEvent, gen: int, scan_ns: int, t: _Tally) -> None:

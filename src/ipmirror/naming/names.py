@@ -51,7 +51,7 @@ from typing import Final
 from ipmirror.codec import ipns, rfc3339
 from ipmirror.codec.cid import CID
 from ipmirror.codec.peerid import PeerID
-from ipmirror.errors import Conflict, InvalidInput, InvalidRecord, NotFound, StoreError, UnsupportedFormat
+from ipmirror.errors import InvalidInput, InvalidRecord, NotFound, StaleRecord, StoreError, UnsupportedFormat
 from ipmirror.naming.keystore import Keystore, atomic_write
 
 Clock = Callable[[], int]
@@ -258,11 +258,24 @@ class Names:
                 except InvalidRecord:
                     old_eol = None
                 if old_eol is not None and (rec.sequence, rec.eol_ns) <= (old.sequence, old_eol):
-                    raise Conflict(f"the record (sequence {rec.sequence}, valid until {rec.validity}) is not "
-                                   f"newer than the stored one (sequence {old.sequence}, valid until "
-                                   f"{old.validity.decode('ascii', 'replace')})")
+                    raise StaleRecord(f"the record (sequence {rec.sequence}, valid until {rec.validity}) is "
+                                      f"not newer than the stored one (sequence {old.sequence}, valid "
+                                      f"until {old.validity.decode('ascii', 'replace')})")
             self._write_record(pid, rec.raw)
         return rec
+
+    def drop_record(self, name: PeerID) -> bool:
+        """Forget the record held for ``name`` (its key is being deleted); False if there was none.
+        The last sequence number signed here stays in ``sequence.json`` (Rule 1)."""
+        with self._locked():
+            self._verified.pop(name, None)
+            try:
+                os.unlink(self._record_file(name))
+            except FileNotFoundError:
+                return False
+            except OSError as e:
+                raise StoreError(f"cannot remove the record of {name}: {e.strerror}") from None
+        return True
 
     # -- reading ----------------------------------------------------------------------------------
     def get_record(self, name_or_key: str | PeerID) -> bytes:

@@ -10,7 +10,9 @@ a sync starts once ``debounce`` seconds pass without one, or ``max_wait`` second
 first while they keep coming. The sync runs on a thread (it blocks), one at a time; a change
 seen during a sync is picked up by the next. With ``initial`` the service syncs once at start,
 so changes made while nothing watched are not missed (``serve``); ``mirror sync --watch`` has
-just synced and starts without. A failed sync raises: the host restarts the service.
+just synced and starts without. A failed sync raises: the host restarts the service. A sync
+refused by a source check (``Refused``: an unmounted disk, too many files removed) is not a
+failure of the service: it is logged, and the next change tries again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ipmirror.config import WatchConfig
+from ipmirror.errors import Refused
 from ipmirror.mirror.db import Version
 from ipmirror.server.plan import Service
 
@@ -84,7 +87,11 @@ class Watcher(Service):
             await asyncio.get_running_loop().run_in_executor(None, observer.join)
 
     async def _sync_now(self) -> None:
-        v = await asyncio.get_running_loop().run_in_executor(None, self._sync)
+        try:
+            v = await asyncio.get_running_loop().run_in_executor(None, self._sync)
+        except Refused as e:
+            log.warning("ipmirror: %s", e)
+            return
         self.syncs += 1
         self.last_version = v
         if self.on_version is not None:

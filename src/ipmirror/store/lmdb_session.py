@@ -20,20 +20,27 @@ Rules:
    ``clear_staging``).
 4. A write transaction belongs to the thread that opened the session: the importer hashes in
    worker threads and puts from one thread.
+5. An LMDB error (a damaged database file: ``MDB_CORRUPTED``, ``MDB_PAGE_NOTFOUND``…) leaves the
+   store as a one-line ``StoreError`` naming the problem and the way out (``repo recover``), never
+   as an internal error (``guarded``, on every store and session method that touches LMDB).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import secrets
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import lmdb
 
 from ipmirror.codec.cid import CID
+from ipmirror.errors import StoreError
 from ipmirror.store.base import USER, PinKind, pin_merge
 from ipmirror.store.filestore import pack_ref
 
@@ -43,6 +50,33 @@ if TYPE_CHECKING:
 U64 = 8
 SID = 16  # bytes of a session id
 _CLEAR_PAGE = 50_000
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_DAMAGE = (lmdb.CorruptedError, lmdb.PageNotFoundError, lmdb.InvalidError, lmdb.BadRslotError,
+           lmdb.BadTxnError, lmdb.BadValsizeError, lmdb.VersionMismatchError)
+
+
+def db_error(path: Path, e: lmdb.Error) -> StoreError:
+    """The one-line error for an LMDB failure (rule 5)."""
+    text = str(e).replace("\n", " ")
+    if isinstance(e, _DAMAGE):
+        return StoreError(f"the block database in {path} is damaged ({text}); copy what can be read "
+                          "into a new repository with 'ipmirror repo recover --to NEWPATH'")
+    return StoreError(f"block database error in {path}: {text}")
+
+
+def guarded(fn: F) -> F:
+    """Turn LMDB errors of a store or session method into ``db_error`` (rule 5)."""
+    @functools.wraps(fn)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except lmdb.MapResizedError:
+            raise
+        except lmdb.Error as e:
+            raise db_error(self.store_path, e) from None
+    return cast(F, wrapper)
 
 
 def u64(b: bytes | None) -> int:
@@ -77,6 +111,10 @@ class LmdbSession:
         self._staged_any = False
         self._thread = threading.get_ident()
 
+    @property
+    def store_path(self) -> Path:
+        return self._store.path
+
     # -- transactions ---------------------------------------------------------------------------
     def _begin(self) -> Any:
         if threading.get_ident() != self._thread:
@@ -109,6 +147,7 @@ class LmdbSession:
         self._staged_any = True
         return txn
 
+    @guarded
     def put(self, cid: CID, data: bytes | memoryview) -> bool:
         if cid.is_identity:
             return False
@@ -125,6 +164,7 @@ class LmdbSession:
                 self._commit()
         return new
 
+    @guarded
     def put_ref(self, cid: CID, path: bytes, offset: int, length: int) -> bool:
         """Record a no-copy reference for a raw block (unless its bytes are stored already)."""
         mh = cid.multihash
@@ -134,6 +174,7 @@ class LmdbSession:
         txn.put(mh, pack_ref(path, offset, length), db=self._store.db_refs)
         return True
 
+    @guarded
     def has(self, cid: CID) -> bool:
         if cid.is_identity:
             return True
@@ -147,6 +188,7 @@ class LmdbSession:
     def pin(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
         self._pins.append((cid, kind, owner))
 
+    @guarded
     def checkpoint(self) -> None:
         self._commit()
 
@@ -154,6 +196,7 @@ class LmdbSession:
     def bytes_written(self) -> int:
         return self._written
 
+    @guarded
     def end(self, ok: bool) -> None:
         st = self._store
         try:

@@ -25,6 +25,8 @@ Rules (the session's in store/lmdb_session.py):
    headroom is short; readers adopt a size grown by another process (``MapResizedError``).
 3. Reads page through short read transactions (none stays open for long, so writers never wait
    on a reader and freed pages are reused).
+4. LMDB errors (a damaged database file) leave as one-line ``StoreError``s that name the way out,
+   ``repo recover`` (``guarded``, lmdb_session.py rule 5; ``store/salvage.py`` does the copying).
 
 Capabilities (store/base.py): Store, NoCopyStore, Compactable.
 """
@@ -63,6 +65,7 @@ from ipmirror.store.lmdb_session import (
     LmdbSession,
     bump_epoch,
     clear_staging,
+    guarded,
     session_alive,
     staged_sids,
     u64,
@@ -128,7 +131,12 @@ class LmdbStore:
             raise StoreError(f"cannot open block store at {p}: {e.strerror}") from None
         return cls(p, env, use_fd)
 
+    @property
+    def store_path(self) -> Path:
+        return self.path
+
     # -- map size -----------------------------------------------------------------------------
+    @guarded
     def _read(self, fn: Callable[[Any], T]) -> T:
         for _ in range(3):
             try:
@@ -249,6 +257,7 @@ class LmdbStore:
         with self.session() as s:
             return sum(s.put(c, d) for c, d in blocks)
 
+    @guarded
     def delete(self, cid: CID) -> bool:
         self._ensure_room(1 << 20)
         with self.env.begin(write=True) as txn:
@@ -293,12 +302,14 @@ class LmdbStore:
                 yield k, v
 
     # -- pins ---------------------------------------------------------------------------------
+    @guarded
     def pin_add(self, cid: CID, kind: PinKind = "recursive", owner: str = USER) -> None:
         self._ensure_room(1 << 20)
         with self.env.begin(write=True) as txn:
             txn.put(cid.buffer, pin_merge(txn.get(cid.buffer, db=self.db_pins), owner, kind), db=self.db_pins)
             bump_epoch(txn, self.db_meta)
 
+    @guarded
     def pin_rm(self, cid: CID, owner: str = USER) -> bool:
         self._ensure_room(1 << 20)
         with self.env.begin(write=True) as txn:
@@ -337,6 +348,7 @@ class LmdbStore:
             return epoch, pins
         return self._read(fn)
 
+    @guarded
     def clear_dead_sessions(self) -> int:
         sids = self._read(lambda t: staged_sids(t, self.db_stage_sid))
         dead = [s for s in sids if not session_alive(self.sessions_dir, s)]
@@ -351,6 +363,7 @@ class LmdbStore:
                         lf.unlink()
         return len(dead)
 
+    @guarded
     def gc_sweep(self, epoch: int, candidates: list[bytes]) -> int | None:
         self._ensure_room(1 << 20)
         with self.env.begin(write=True) as txn:
@@ -386,6 +399,16 @@ class LmdbStore:
         except OSError:
             disk = 0
         return StoreStat(blocks, nbytes, pins, disk, str(self.path))
+
+    @guarded
+    def recount(self) -> int:
+        """Set the stored byte count from the blocks themselves (after ``store/salvage.py``
+        copied them in); the count."""
+        total = sum(len(v) for _k, v in self.iter_blocks())
+        with self.env.begin(write=True) as txn:
+            txn.put(b"bytes", total.to_bytes(U64, "big"), db=self.db_meta)
+            bump_epoch(txn, self.db_meta)
+        return total
 
     def compact(self) -> int | None:
         """Rewrite the data file without free pages and give the space back to the file system.

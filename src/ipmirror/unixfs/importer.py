@@ -24,7 +24,16 @@ re-encoded, and names that disappeared are reported as ``removed`` events.
 Files are read once, never whole: a file that changes while it is read (size, mtime or ctime
 differs before and after: a writer may keep the size and restore the mtime, but cannot restore the
 ctime) is read again, and after three tries the add fails for it. Special files
-(FIFOs, sockets, devices) are skipped with a warning; an unreadable file fails the add.
+(FIFOs, sockets, devices) are skipped with a warning; an unreadable file fails the add, unless an
+``on_unreadable`` policy is given (``mirror sync``): it is asked, on the driver thread, what to put
+in the file's (or unlistable directory's, or unreadable symlink's) place — an earlier entry, or
+nothing (then the name is left out; with ``on_unreadable`` a file that vanished before it could be
+opened is left out with a warning, as one that vanished before its stat).
+
+``early_file_events``: a file's event is sent by the worker that read it, right after its blocks,
+instead of by the driver once the whole directory is done; so a consumer that records files as
+their blocks are committed (``mirror sync``) loses at most the files in flight when interrupted,
+even inside one huge directory. Events of one directory then arrive in completion order.
 """
 
 from __future__ import annotations
@@ -168,6 +177,19 @@ class _Abort(Exception):
     pass
 
 
+class _Unlisted(SourceError):
+    """A directory that cannot be listed (its parent asks the ``on_unreadable`` policy)."""
+
+
+class _Vanished(SourceError):
+    """A file that disappeared between its stat and its open."""
+
+
+Unreadable = Callable[[str, EntryKind, SourceError], Entry | None]
+"""``on_unreadable(path, kind, error)``: what to put in place of an entry that cannot be read
+(``path`` as in ImportEvent); None leaves it out."""
+
+
 def _metadata(st: os.stat_result, opts: AddOptions) -> tuple[int | None, pb.MTime | None]:
     mode = statmod.S_IMODE(st.st_mode) if opts.preserve_mode else None
     mtime = None
@@ -182,10 +204,12 @@ class Importer:
                  on_event: Callable[[ImportEvent], None] | None = None,
                  on_warning: Callable[[str], None] | None = None,
                  memo: TreeMemo | None = None, ref_sink: RefSink | None = None,
-                 report_reused: bool = True,
+                 report_reused: bool = True, on_unreadable: Unreadable | None = None,
+                 early_file_events: bool = False,
                  workers: int | None = None, queue_bytes: int = 64 << 20) -> None:
         """``sink`` receives every block to store (None: hash only). ``sink`` and ``on_event``
-        are only ever called from the thread that calls ``add_paths``."""
+        are only ever called from the thread that calls ``add_paths``. ``on_unreadable`` and
+        ``early_file_events``: see the module docstring."""
         self.options = options
         self.profile = options.profile
         self._sink = sink
@@ -196,6 +220,8 @@ class Importer:
         self.reused_files = 0
         self.reused_bytes = 0
         self._ref_sink = ref_sink
+        self._on_unreadable = on_unreadable
+        self._early = early_file_events
         if options.nocopy and (ref_sink is None or not options.profile.raw_leaves):
             raise InvalidInput("no-copy needs raw leaves and a store that takes references")
         self._workers = workers or min(2, os.cpu_count() or 1)
@@ -425,7 +451,7 @@ class Importer:
                 with os.scandir(bpath) as it:
                     items = [(d.name, d) for d in sorted(it, key=lambda d: d.name)]
         except OSError as e:
-            raise SourceError(f"{path}: {e.strerror}") from None
+            raise _Unlisted(f"{path}: {e.strerror}") from None
         children: list[tuple[bytes, Entry]] = []
         changed: list[bytes] = []  # names whose entry is (or may be) new
         files: list[tuple[bytes, str, Future[tuple[Entry, os.stat_result]]]] = []
@@ -459,13 +485,19 @@ class Importer:
             subrel = rel + "/" + os.fsdecode(name)
             if isreg(fmt):
                 inflight.acquire()
-                fut = pool.submit(self._file_task, maker, sub, dst)
+                fut = pool.submit(self._file_task, maker, sub, dst, subrel)
                 fut.add_done_callback(lambda _f: inflight.release())
                 files.append((name, subrel, fut))
             elif isdir(fmt):
                 subdirs.append((name, sub, subrel, dst))
             elif islnk(fmt):
-                link = self._symlink(maker, sub, subrel, dst)
+                try:
+                    link = self._symlink(maker, sub, subrel, dst)
+                except SourceError as e:
+                    kept = self._unreadable(subrel, "symlink", e)
+                    if kept is None:
+                        continue
+                    link = kept
                 children.append((name, link))
                 if memo is None or not memo.same(name, link):
                     changed.append(name)
@@ -485,13 +517,33 @@ class Importer:
             scan_ahead(i)
         for i, (name, sub, subrel, dst) in enumerate(subdirs):
             scan_ahead(i + SCAN_AHEAD)
-            entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name, aheads.pop(i, None))
+            try:
+                entry, same = self._dir(maker, pool, inflight, sub, subrel, dst, memo, name,
+                                        aheads.pop(i, None))
+            except _Unlisted as e:
+                kept = self._unreadable(subrel, "directory", e)
+                if kept is None:
+                    continue
+                entry, same = kept, False
             children.append((name, entry))
             if not same and (memo is None or not memo.same(name, entry)):
                 changed.append(name)
         for name, subrel, fut in files:
-            entry, fst = fut.result()
-            self._emit(subrel, entry, "file", fst)
+            try:
+                entry, fst = fut.result()
+            except _Vanished as e:
+                if self._on_unreadable is None:
+                    raise
+                self._warn(f"{e}, skipped")
+                continue
+            except SourceError as e:
+                kept = self._unreadable(subrel, "file", e)
+                if kept is None:
+                    continue
+                entry = kept
+            else:
+                if not self._early_now():
+                    self._emit(subrel, entry, "file", fst)
             children.append((name, entry))
             if memo is None or not memo.same(name, entry):
                 changed.append(name)
@@ -533,11 +585,28 @@ class Importer:
         if self._on_warning is not None:
             self._on_warning(msg)
 
+    def _early_now(self) -> bool:
+        """Whether workers send file events (never in hash-only runs: there ``on_event`` is called
+        directly, and must stay on the calling thread)."""
+        return self._early and self._q is not None
+
+    def _unreadable(self, rel: str, kind: EntryKind, error: SourceError) -> Entry | None:
+        """The ``on_unreadable`` policy's answer for an entry that cannot be read (no policy: the
+        error stands)."""
+        if self._on_unreadable is None:
+            raise error
+        return self._on_unreadable(rel, kind, error)
+
     # -- files ----------------------------------------------------------------------------------
-    def _file_task(self, maker: BlockMaker, path: str, st: os.stat_result) -> tuple[Entry, os.stat_result]:
-        """:meth:`_file` on a pool thread: its blocks are handed on before the result is."""
+    def _file_task(self, maker: BlockMaker, path: str, st: os.stat_result,
+                   rel: str) -> tuple[Entry, os.stat_result]:
+        """:meth:`_file` on a pool thread: its blocks (and with ``early_file_events`` its event)
+        are handed on before the result is."""
         try:
-            return self._file(maker, path, st)
+            entry, fst = self._file(maker, path, st)
+            if self._early_now():
+                self._emit(rel, entry, "file", fst)
+            return entry, fst
         finally:
             if not self._abort.is_set():
                 self._flush()
@@ -549,7 +618,7 @@ class Importer:
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
             except FileNotFoundError:
-                raise SourceError(f"{path}: vanished during add") from None
+                raise _Vanished(f"{path}: vanished during add") from None
             except OSError as e:
                 raise SourceError(f"{path}: {e.strerror}") from None
             try:
