@@ -3,7 +3,8 @@ the commands need (use cases live in their layers: e.g. mirror/register.py, gate
 
 Usage::
 
-    with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror, created on first use
+    with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror (create=False: must exist;
+                                           # readonly=True: a reader of another user's repository)
         repo.blocks.get(cid)               # what readers use: every block checked against its hash
         repo.store                         # the store itself: writers, GC, verify
         repo.profile                       # the repo's default import profile
