@@ -66,3 +66,21 @@ def test_json_lines_and_flush_after_a_delay() -> None:
         assert got == ("HEAD", "/ipns/site/a", 404, 0.5)
 
     asyncio.run(run())
+
+
+def test_what_clients_send_is_escaped() -> None:
+    """Quotes, backslashes and control characters of the path, Referer and User-Agent cannot
+    forge a field or a line (issue #10)."""
+    async def run() -> None:
+        s, cap = sink()
+        access = s.logger_class()(s.logger, "")
+        req = make_mocked_request("GET", "/ipfs/bafy/a%22b", headers={
+            "User-Agent": 'evil" 200 "x\x1b[31m\u2028', "Referer": 'a"b\\c'})
+        access.log(req, web.Response(status=200, body=b"x"), 0.001)
+        s.flush()
+        (line,) = cap.messages
+        assert line.endswith('"a\\"b\\\\c" "evil\\" 200 \\"x\\x1b[31m\\u2028"'), line
+        assert "\n" not in line and "\x1b" not in line
+        assert line.count('"') - line.count('\\"') == 6  # request, referer, user agent
+
+    asyncio.run(run())

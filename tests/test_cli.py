@@ -139,7 +139,7 @@ def test_bad_input_is_one_line(cli: CLI, args: tuple[str, ...]) -> None:
 
 def test_usage_errors_exit_2(cli: CLI) -> None:
     assert cli("frobnicate", check=False).rc == 2
-    assert cli("add", check=False).rc == 2
+    assert cli("add", "--chunker", check=False).rc == 2  # (no PATH reads stdin: test_cli_edges.py)
     assert cli("add", "--pin=maybe", ".", check=False).rc == 1
 
 

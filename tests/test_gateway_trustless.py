@@ -651,8 +651,8 @@ def test_routing_peers_and_unknown_paths(gw: Gateway) -> None:
 
 def test_node_identity_key(gw: Gateway, tmp_path: Path) -> None:
     with Repo.open(tmp_path / "fresh") as repo:
-        assert "self" not in repo.keystore.names()
-        pid = repo.gateway_backend().peer_id()  # made on first use, then kept
+        assert repo.keystore.names() == ["self"]  # made with the repository, as Kubo's init does
+        pid = repo.gateway_backend().peer_id()
         assert repo.keystore.names() == ["self"] and repo.keystore.identity().id == pid
         with pytest.raises(InvalidInput):
             repo.keystore.gen("self")

@@ -294,7 +294,7 @@ def test_cli_keys(cli: CLI, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     k51 = cli("key", "gen", "site").text.strip()
     assert PeerID.parse(k51) and k51.startswith("k51qzi5uqu5d")
     assert cli("key", "gen", "--type", "ed25519", "other").rc == 0
-    assert cli("key", "list").text.split() == ["other", "site"]
+    assert cli("key", "list").text.split() == ["other", "self", "site"]  # self: made with the repository
     assert f"{k51}  site" in cli("key", "list", "-l").text.splitlines()
     r = cli("key", "gen", "site", check=False)
     assert r.rc == 1 and r.err.strip() == "Error: a key named 'site' exists already"
@@ -341,7 +341,7 @@ def test_cli_names(cli: CLI, tmp_path: Path) -> None:
     # older or equal records are refused by `name put` (exit 4, issue #12)
     r = cli("name", "put", k51, rec_file, check=False)
     assert r.rc == 4 and "not newer" in r.err  # EXIT_REFUSED
-    for args, msg in ((("name", "publish", "/ipfs/bafkqaaa"), "no key named 'self'"),
+    for args, msg in ((("name", "publish", "-k", "nosuch", "/ipfs/bafkqaaa"), "no key named 'nosuch'"),
                       (("name", "publish", "-k", "site", "-t", "2x", "/ipfs/bafkqaaa"), "invalid duration"),
                       (("name", "publish", "-k", "site", "/ipfs/nope"), "Error: invalid CID"),
                       (("name", "resolve", "nope"), "cannot resolve /ipns/nope")):

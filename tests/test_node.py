@@ -24,24 +24,24 @@ def test_mirror_add_makes_its_key_and_rolls_it_back(tmp_path: Path) -> None:
     with Repo.open(tmp_path / "repo") as repo:
         keys = repo.keystore
         m = add_mirror(repo.mirrors(), keys, "deb", str(tree), profile="unixfs-v1-2025")
-        assert (m.key, keys.names()) == ("deb", ["deb"])
+        assert (m.key, keys.names()) == ("deb", ["deb", "self"])  # self: made with the repository
         with pytest.raises(Conflict, match="mirror named 'deb' exists"):
             add_mirror(repo.mirrors(), keys, "deb", str(tree), profile="unixfs-v1-2025", key="other")
-        assert keys.names() == ["deb"]  # refused before any key was made
+        assert keys.names() == ["deb", "self"]  # refused before any key was made
         # the mirror cannot be added (no such directory): the key made for it goes again
         with pytest.raises(InvalidInput, match="not a directory"):
             add_mirror(repo.mirrors(), keys, "gone", str(tmp_path / "missing"), profile="unixfs-v1-2025")
         with pytest.raises(InvalidInput, match="not a directory"):
             add_mirror(repo.mirrors(), keys, "gone", str(tmp_path / "missing"), profile="unixfs-v1-2025",
                        key="fresh")
-        assert keys.names() == ["deb"]
+        assert keys.names() == ["deb", "self"]
         # … but an existing key named with --key stays
         with pytest.raises(InvalidInput, match="unknown profile"):
             add_mirror(repo.mirrors(), keys, "again", str(tree), profile="nope", key="deb")
-        assert keys.names() == ["deb"]
+        assert keys.names() == ["deb", "self"]
         keys.gen("taken")
         with pytest.raises(Conflict, match="--key taken"):
             add_mirror(repo.mirrors(), keys, "taken", str(tree), profile="unixfs-v1-2025")
         shared = add_mirror(repo.mirrors(), keys, "taken", str(tree), profile="unixfs-v1-2025", key="taken")
-        assert shared.key == "taken" and keys.names() == ["deb", "taken"]
+        assert shared.key == "taken" and keys.names() == ["deb", "self", "taken"]
         assert [x.name for x in repo.mirrors().all()] == ["deb", "taken"]

@@ -88,6 +88,7 @@ def test_two_hosts_connect_identify_and_ping_both_ways(make_host: Callable[..., 
 
 def test_the_host_uses_the_self_key_and_id_matches(make_host: Callable[..., PeerHost], cli: Any,
                                                    repo_path: Path) -> None:
+    cli("init")  # `id` needs a repository, as Kubo's
     shown = json.loads(cli("id", "--json").out)
     assert shown["Addresses"] is None and shown["AgentVersion"].startswith("ipmirror/")
     a = make_host(Keystore(repo_path / "keys").get("self"))

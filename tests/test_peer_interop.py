@@ -40,6 +40,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[PeerHost, d
     """Our host with the ``self`` key of a fresh repository, and that repository's ``ipmirror id``."""
     repo = tmp_path_factory.mktemp("peer") / "repo"
     env = dict(os.environ, IPMIRROR_PATH=str(repo))
+    subprocess.run([sys.executable, "-m", "ipmirror", "init"], check=True, capture_output=True, env=env)
     shown = json.loads(subprocess.run([sys.executable, "-m", "ipmirror", "id", "--json"], check=True,
                                       capture_output=True, env=env).stdout)
     host = PeerHost(Keystore(repo / "keys").get("self"), HostConfig(listen=("/ip4/127.0.0.1/tcp/0",)))

@@ -151,7 +151,7 @@ def test_sigterm_stops_every_process(site: Path, tmp_path: Path) -> None:
 
 def test_status_without_a_repository(tmp_path: Path) -> None:
     st = status(tmp_path / "none")
-    assert st["server"] == {"running": False} and "no ipmirror repository" in st["error"]
+    assert st["server"] == {"running": False} and "no repository at" in st["error"]
 
 
 def test_status_and_republish_without_a_server(site: Path) -> None:

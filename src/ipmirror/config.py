@@ -54,6 +54,7 @@ class ServerConfig:
     public_url: str = ""
     access_log: Literal["text", "json", "off"] = "text"
     control_socket: str = ""  # default: control.sock in the repository; relative: to it
+    header_timeout: float = 10.0  # seconds a client has to send a request's headers (0: no limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +139,8 @@ def _check(cfg: Config) -> None:
     s = cfg.server
     if s.workers < 0:
         raise ConfigError("server.workers: must be 0 (automatic) or more")
+    if s.header_timeout < 0:
+        raise ConfigError("server.header_timeout: must be 0 (no limit) or more")
     if s.access_log not in ACCESS_LOG:
         raise ConfigError(f"server.access_log: one of {', '.join(ACCESS_LOG)}")
     if not s.listeners:

@@ -3,7 +3,8 @@ the commands need (use cases live in their layers: e.g. mirror/register.py, gate
 
 Usage::
 
-    with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror, created on first use
+    with Repo.open(path) as repo:          # $IPMIRROR_PATH or ~/.ipmirror (create=False: must exist;
+                                           # readonly=True: a reader of another user's repository)
         repo.blocks.get(cid)               # what readers use: every block checked against its hash
         repo.store                         # the store itself: writers, GC, verify
         repo.profile                       # the repo's default import profile
@@ -36,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+
+import lmdb
 
 from ipmirror import config as config_mod
 from ipmirror.cache.db import CacheDB
@@ -71,6 +74,7 @@ class Repo:
         self._mirror_db: MirrorDB | None = None
         self._keystore: Keystore | None = None
         self._names: Names | None = None
+        self.readonly = False
         self._blocks: VerifiedBlocks | None = None
         self._cache_db: CacheDB | None = None
 
@@ -80,33 +84,38 @@ class Repo:
             raise InvalidInput(f"unknown profile {profile!r} (known: {', '.join(PRESETS)})")
         cfg_path = path / "config.json"
         try:
-            path.mkdir(parents=True, exist_ok=True)
-            os.chmod(path, 0o700)
+            if not cfg_path.exists():  # a new repository is private; sharing one is the owner's choice
+                path.mkdir(parents=True, exist_ok=True)
+                os.chmod(path, 0o700)
             if cfg_path.exists():
-                return _read_config(cfg_path)
-            cfg: dict[str, object] = {"version": REPO_VERSION, "profile": profile}
-            tmp = cfg_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(cfg, indent=2) + "\n")
-            os.replace(tmp, cfg_path)
-            return cfg
+                cfg = _read_config(cfg_path)
+            else:
+                cfg = {"version": REPO_VERSION, "profile": profile}
+                tmp = cfg_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(cfg, indent=2) + "\n")
+                os.replace(tmp, cfg_path)
         except OSError as e:
             raise StoreError(f"cannot create repository at {path}: {e.strerror}") from None
+        Keystore(path / "keys").identity()  # the node key, as Kubo's init makes an identity
+        return cfg
 
     @classmethod
-    def open(cls, path: Path | None = None, *, create: bool = True) -> Repo:
+    def open(cls, path: Path | None = None, *, create: bool = True, readonly: bool = False) -> Repo:
+        """The repository at ``path``; made first when missing if ``create``. ``readonly``: open
+        the databases read-only (writes fail), for a user who may only read the repository
+        (README, "Serving a repository another user writes")."""
         p = path or default_path()
-        cfg_path = p / "config.json"
-        try:
-            exists = cfg_path.exists()
-        except OSError as e:
-            raise StoreError(f"cannot use repository at {p}: {e.strerror}") from None
-        if not exists:
-            if not create:
-                raise StoreError(f"no ipmirror repository at {p} (run 'ipmirror init')")
+        if not _config_exists(p):
+            if not create or readonly:
+                raise no_repository(p)
             cfg = cls.init(p)
         else:
-            cfg = _read_config(cfg_path)
-        return cls(p, cfg, LmdbStore.open(p / "blocks"))
+            cfg = _read_config(p / "config.json")
+        if readonly:
+            _check_reader(p)
+        repo = cls(p, cfg, LmdbStore.open(p / "blocks", readonly=readonly))
+        repo.readonly = readonly
+        return repo
 
     @property
     def profile(self) -> Profile:
@@ -136,7 +145,8 @@ class Repo:
     @property
     def mirror_db(self) -> MirrorDB:
         if self._mirror_db is None:
-            self._mirror_db = MirrorDB.open(self.path / "mirrors")
+            self._mirror_db = _mirror_db_readonly(self.path / "mirrors") if self.readonly \
+                else MirrorDB.open(self.path / "mirrors")
         return self._mirror_db
 
     def mirrors(self) -> Mirrors:
@@ -149,6 +159,8 @@ class Repo:
 
     def mirror_lookup(self, name: str) -> str | None:
         """``/ipfs/<root>`` of a mirror's latest version (for ``name resolve``), or None."""
+        if not self._has_mirrors():
+            return None
         m = self.mirror_db.get_mirror(name)
         if m is None:
             return None
@@ -157,6 +169,8 @@ class Repo:
 
     def _mirror_key(self, name: str) -> str | None:
         """The name of the key a mirror publishes under, or None if there is no such mirror."""
+        if not self._has_mirrors():
+            return None
         m = self.mirror_db.get_mirror(name)
         return m.key if m is not None else None
 
@@ -168,12 +182,19 @@ class Repo:
             self._cache_db = CacheDB.open(self.path / "caches")
         return self._cache_db
 
+    def _has_mirrors(self) -> bool:
+        """False for a read-only repository whose mirror database was never made."""
+        return not self.readonly or self._mirror_db is not None \
+            or (self.path / "mirrors" / "data.mdb").exists()
+
     # -- serving ----------------------------------------------------------------------------------
     def gateway_backend(self) -> NodeBackend:
-        """The gateway's view of this node; makes the node key (``self``) on first use."""
+        """The gateway's view of this node; makes the node key (``self``) of a repository made
+        before ``init`` did, unless read-only."""
         backend = NodeBackend(self.blocks, self.names, self.keystore, mirror_path=self.mirror_lookup,
                               mirror_key=self._mirror_key)
-        backend.peer_id()
+        if not self.readonly:
+            backend.peer_id()
         return backend
 
     # -- naming -----------------------------------------------------------------------------------
@@ -206,6 +227,38 @@ class Repo:
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _check_reader(path: Path) -> None:
+    """A user opening the repository read-only must still write the block store's lock file (LMDB
+    records its readers there, so the writer never reuses pages they read)."""
+    lock = path / "blocks" / "lock.mdb"
+    if lock.exists() and not os.access(lock, os.R_OK | os.W_OK):
+        raise StoreError(f"cannot read the repository at {path}: {lock}: Permission denied (a reader "
+                         "needs write access to the lock files; see README, \"Serving a repository "
+                         "another user writes\")")
+
+
+def _mirror_db_readonly(path: Path) -> MirrorDB:
+    """The mirror database opened read-only."""
+    try:
+        env = lmdb.open(str(path), readonly=True, max_dbs=4, max_readers=256, readahead=False,
+                        map_size=1 << 36)
+    except lmdb.Error as e:
+        raise StoreError(f"cannot open mirror state at {path}: {e}") from None
+    return MirrorDB(env)
+
+
+def no_repository(path: Path) -> StoreError:
+    """The error of a command run where there is no repository."""
+    return StoreError(f"no repository at {path} (run `ipmirror init`)")
+
+
+def _config_exists(path: Path) -> bool:
+    try:
+        return (path / "config.json").exists()
+    except OSError as e:
+        raise StoreError(f"cannot use repository at {path}: {e.strerror}") from None
 
 
 @dataclass
@@ -295,12 +348,8 @@ def read_settings(path: Path) -> tuple[dict[str, object], config_mod.Config]:
     """The config file of the repository at ``path``, as in the file and typed, without opening
     the store (``serve``'s supervisor, ``config``, ``status``)."""
     cfg_path = path / "config.json"
-    try:
-        exists = cfg_path.exists()
-    except OSError as e:
-        raise StoreError(f"cannot use repository at {path}: {e.strerror}") from None
-    if not exists:
-        raise StoreError(f"no ipmirror repository at {path} (run 'ipmirror init')")
+    if not _config_exists(path):
+        raise no_repository(path)
     raw = _read_config(cfg_path)
     return raw, load_settings(raw, cfg_path)
 

@@ -204,11 +204,12 @@ def serve_plan(repo_path: Path, overrides: Overrides, *, read_only: bool = False
 
     @contextlib.contextmanager
     def open_repo() -> Iterator[Repo]:
-        with Repo.open(repo_path, create=False) as repo:
+        with Repo.open(repo_path, create=False, readonly=read_only) as repo:
             yield repo
 
-    with Repo.open(repo_path) as repo:  # created on first use, like every command
-        repo.gateway_backend()  # makes the node key once, before any worker could race to
+    with Repo.open(repo_path, create=False, readonly=read_only) as repo:  # serve creates none
+        if not read_only:
+            repo.gateway_backend()  # an older repository's node key: made once, before workers race
     cfg = load()
     sock = control.socket_path(repo_path, cfg.server.control_socket)
     if cfg.status.metrics:  # before any worker imports prometheus_client

@@ -8,15 +8,19 @@ import sys
 import time
 
 from ipmirror.cli.common import Ctx, add_bool
+from ipmirror.errors import InvalidInput
 from ipmirror.unixfs.importer import AddOptions, Importer, ImportEvent
+from ipmirror.unixfs.nodes import Entry
 from ipmirror.unixfs.profile import DEFAULT_PROFILE, PRESETS, from_preset
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("add", help="add files and directories to the store and print their CIDs",
                        description="Add files or directories (recursively) and print their CIDs, like "
-                                   "'ipfs add'. Hidden files are skipped unless --hidden.")
-    p.add_argument("paths", nargs="+", metavar="PATH")
+                                   "'ipfs add'. Hidden files are skipped unless --hidden. With no PATH "
+                                   "(or '-') it adds what is piped to standard input.")
+    p.add_argument("paths", nargs="*", metavar="PATH")
+    p.add_argument("--stdin-name", default="", help="the name of the data read from standard input")
     p.add_argument("-r", "--recursive", action="store_true", help="accepted for Kubo compatibility (no-op)")
     p.add_argument("--profile", choices=sorted(PRESETS), help="import profile (default: the repo's, "
                    f"else {DEFAULT_PROFILE})")
@@ -44,8 +48,22 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=run)
 
 
+def _stdin(paths: list[str]) -> bool:
+    """Whether to add standard input: ``-`` alone, or no PATH while stdin is not a terminal."""
+    if paths == ["-"]:
+        return True
+    if "-" in paths:
+        raise InvalidInput("'-' (standard input) cannot be added together with paths")
+    if not paths:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InvalidInput("nothing to add: give a PATH, or pipe data to standard input")
+        return True
+    return False
+
+
 def run(ctx: Ctx) -> int:
     a = ctx.args
+    stdin = _stdin(a.paths)
     repo = None
     if not a.only_hash:
         repo = ctx.open_repo()
@@ -73,12 +91,16 @@ def run(ctx: Ctx) -> int:
             else:
                 ctx.print(f"added {ev.entry.cid} {ev.path}".rstrip())
 
+        def add(imp: Importer) -> list[Entry]:
+            if stdin:
+                return [imp.add_stream(sys.stdin.fileno(), a.stdin_name)]
+            return imp.add_paths(a.paths)
+
         if repo is None:
-            roots = Importer(opts, None, on_event=on_event, on_warning=ctx.warn).add_paths(a.paths)
+            roots = add(Importer(opts, None, on_event=on_event, on_warning=ctx.warn))
         else:
             with repo.store.session(batch_bytes=repo.batch_bytes) as s:
-                imp = Importer(opts, s.put, on_event=on_event, on_warning=ctx.warn)
-                roots = imp.add_paths(a.paths)
+                roots = add(Importer(opts, s.put, on_event=on_event, on_warning=ctx.warn))
                 if a.pin:
                     for r in roots:
                         s.pin(r.cid)

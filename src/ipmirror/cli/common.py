@@ -1,10 +1,19 @@
-"""Shared CLI helpers: output, Kubo-style boolean flags, opening the repository."""
+"""Shared CLI helpers: output, Kubo-style boolean flags, opening the repository.
+
+Rule: only the commands in ``CREATING`` create a repository that does not exist (Kubo needs
+``ipfs init`` first for everything; here the commands that put something into the repository may
+make it). Every other command fails with "no repository at PATH (run `ipmirror init`)" and
+creates nothing, so a mistyped ``IPMIRROR_PATH`` never leaves an empty repository behind.
+The commands in ``READING`` open the repository read-only when this user may not write its
+block store (README, "Serving a repository another user writes").
+"""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import ctypes
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +22,10 @@ from typing import TextIO
 from ipmirror.errors import InvalidInput
 from ipmirror.node import Repo, default_path
 
+CREATING = frozenset({"init", "add", "block put", "dag import", "key gen", "key import", "mirror add",
+                      "cache add"})
+READING = frozenset({"cat", "get", "ls", "block get", "block stat", "dag export", "dag stat", "pin ls",
+                     "repo stat", "name resolve", "name get", "key list", "mount"})
 TRUE = {"true", "1", "yes", "on"}
 FALSE = {"false", "0", "no", "off"}
 
@@ -28,8 +41,20 @@ class Ctx:
         p = getattr(self.args, "repo_dir", None)
         return Path(p).expanduser() if p else default_path()
 
-    def open_repo(self, create: bool = True) -> Repo:
-        return Repo.open(self.repo_path, create=create)
+    @property
+    def command(self) -> str:
+        """The command's name as typed: ``cat``, ``block put``, ``mirror add``."""
+        sub = getattr(self.args, "sub", None)
+        return f"{self.args.command} {sub}" if sub else str(self.args.command)
+
+    def open_repo(self, create: bool | None = None, *, readonly: bool = False) -> Repo:
+        """The repository, made first when it does not exist only for a command in ``CREATING``
+        (or when ``create`` says so)."""
+        make = self.command in CREATING if create is None else create
+        if not readonly and self.command in READING:
+            data = self.repo_path / "blocks" / "data.mdb"
+            readonly = os.path.exists(data) and not os.access(data, os.W_OK)
+        return Repo.open(self.repo_path, create=make, readonly=readonly)
 
     def print(self, *parts: object) -> None:
         print(*parts, file=self.out)

@@ -16,8 +16,8 @@ from typing import Final
 from ipmirror.cli.common import Ctx, add_bool
 from ipmirror.codec import ipns
 from ipmirror.codec.peerid import PeerID
-from ipmirror.errors import Conflict, InvalidInput, UnsupportedFormat
-from ipmirror.naming.keystore import KEY_TYPES, atomic_write
+from ipmirror.errors import Conflict, InvalidInput, NotFound, UnsupportedFormat
+from ipmirror.naming.keystore import KEY_TYPES, SELF, atomic_write
 from ipmirror.naming.names import Names, load_record_file
 
 FORMATS: Final = ("libp2p-protobuf-cleartext", "pem-pkcs8-cleartext")
@@ -144,7 +144,7 @@ def format_duration(ns: int) -> str:
 
 @contextlib.contextmanager
 def _naming(ctx: Ctx) -> Iterator[Names]:
-    with ctx.open_repo() as repo:  # creates the repository on first use, like every command
+    with ctx.open_repo() as repo:  # made first only by the commands in common.CREATING
         yield repo.names
 
 
@@ -174,8 +174,16 @@ def key_list(ctx: Ctx) -> int:
 
 
 def key_rm(ctx: Ctx) -> int:
+    """Every name is checked before any key is removed (all or nothing, as far as the checks go)."""
     with _naming(ctx) as names:
+        have = set(names.keys.names())
+        none = "; no key was removed" if len(ctx.args.names) > 1 else ""
         for n in ctx.args.names:
+            if n == SELF:
+                raise InvalidInput(f"the node key 'self' cannot be removed{none}")
+            if n not in have:
+                raise NotFound(f"no key named {n!r}{none}", n)
+        for n in dict.fromkeys(ctx.args.names):
             pid = names.keys.rm(n)
             ctx.print(f"{pid or '?'}  {n}" if ctx.args.long else n)
     return 0

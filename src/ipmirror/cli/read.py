@@ -13,11 +13,19 @@ from collections.abc import Callable
 from ipmirror.cli.common import Ctx
 from ipmirror.codec.cid import CID
 from ipmirror.errors import Conflict, InvalidInput
+from ipmirror.node import Repo
 from ipmirror.unixfs import exporter as ex
 from ipmirror.unixfs.extract import extract
 from ipmirror.unixfs.resolve import Resolver, parse_path
 
 Getter = Callable[[CID], bytes]
+
+
+def _extract(get: Getter, cid: CID, tmp: str, dest: str) -> None:
+    try:
+        extract(get, cid, tmp)
+    except OSError as e:
+        raise InvalidInput(f"cannot write {dest}: {e.strerror}") from None
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -40,9 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(func=ls)
 
 
-def _target(get: Getter, text: str) -> CID:
-    root, parts = parse_path(text)
-    return Resolver(get).resolve_path(root, parts).cid
+def content_path(repo: Repo, text: str) -> tuple[CID, list[str]]:
+    """``CID[/PATH]``, ``/ipfs/…``, ``ipfs://…``, or ``/ipns/NAME[/PATH]`` (``ipns://…``) resolved
+    through the node's names, as ``name resolve`` does (IPNS names, local keys, mirror names)."""
+    t = text.strip()
+    if t.startswith("ipns://"):
+        t = "/ipns/" + t[len("ipns://"):]
+    if t.startswith("/ipns/"):
+        t = repo.names.path_of(t, lookup=repo.mirror_lookup)
+    return parse_path(t)
+
+
+def _target(repo: Repo, text: str) -> CID:
+    root, parts = content_path(repo, text)
+    return Resolver(repo.blocks.get).resolve_path(root, parts).cid
 
 
 def cat(ctx: Ctx) -> int:
@@ -51,7 +70,7 @@ def cat(ctx: Ctx) -> int:
         raise InvalidInput("offset and length must not be negative")
     with ctx.open_repo() as repo:
         get = repo.blocks.get
-        cid = _target(get, a.path)
+        cid = _target(repo, a.path)
         out = sys.stdout.buffer
         for chunk in ex.read(get, cid, a.offset, a.length):
             out.write(chunk)
@@ -66,7 +85,7 @@ def ls(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
         get = repo.blocks.get
-        cid = _target(get, a.path)
+        cid = _target(repo, a.path)
         node = ex.stat(get, cid)
         rows: list[tuple[str, CID, ex.Node]] = []
         if node.is_dir:
@@ -93,15 +112,18 @@ def get(ctx: Ctx) -> int:
     a = ctx.args
     with ctx.open_repo() as repo:
         getb = repo.blocks.get
-        root, parts = parse_path(a.path)
+        root, parts = content_path(repo, a.path)
         cid = Resolver(getb).resolve_path(root, parts).cid
-        dest = a.output or (parts[-1] if parts else str(root))
+        given = [p for p in a.path.strip().split("/") if p]  # Kubo names it after the path typed
+        dest = a.output or (given[-1] if len(given) > 1 and given[-1] not in ("ipfs", "ipns") else str(root))
         if os.path.lexists(dest) and not a.force:
             raise Conflict(f"{dest} exists (use --force to replace it)")
         parent = os.path.dirname(os.path.abspath(dest))
+        if not os.path.isdir(parent):
+            raise InvalidInput(f"cannot write {dest}: the directory {parent} does not exist")
         tmp = os.path.join(parent, f".{os.path.basename(dest)}.ipmirror-{os.getpid()}")
         try:
-            extract(getb, cid, tmp)
+            _extract(getb, cid, tmp, dest)
             if os.path.lexists(dest):
                 if os.path.isdir(dest) and not os.path.islink(dest):
                     shutil.rmtree(dest)

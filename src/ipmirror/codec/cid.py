@@ -173,12 +173,9 @@ class CID:
         text = text.strip()
         if not text:
             raise InvalidCID("empty CID")
+        if text.startswith("Qm"):  # no multibase prefix is 'Q': meant as a CIDv0
+            return cls._parse_v0(text)
         try:
-            if len(text) == 46 and text.startswith("Qm"):
-                raw = multibase.b58decode(text)
-                if len(raw) != 34:
-                    raise InvalidCID(f"invalid CIDv0 {text!r}")
-                return cls(0, DAG_PB, raw)
             raw = multibase.decode(text)
         except (DecodeError, UnsupportedFormat) as e:
             raise InvalidCID(f"invalid CID {_short(text)}: {e}") from None
@@ -188,6 +185,19 @@ class CID:
             return cls.from_bytes(raw)
         except InvalidCID as e:
             raise InvalidCID(f"invalid CID {_short(text)}: {e}") from None
+
+    @classmethod
+    def _parse_v0(cls, text: str) -> CID:
+        if len(text) != 46:
+            raise InvalidCID(f"invalid CIDv0 {_short(text)}: a CIDv0 is 46 base58btc characters, not "
+                             f"{len(text)}")
+        try:
+            raw = multibase.b58decode(text)
+        except DecodeError as e:
+            raise InvalidCID(f"invalid CIDv0 {_short(text)}: {e}") from None
+        if len(raw) != 34 or raw[:2] != b"\x12\x20":
+            raise InvalidCID(f"invalid CIDv0 {_short(text)}: not a sha2-256 multihash")
+        return cls(0, DAG_PB, raw)
 
     # -- views ----------------------------------------------------------------------------------
     def __bytes__(self) -> bytes:

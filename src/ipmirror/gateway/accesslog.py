@@ -10,8 +10,11 @@ Usage::
 aiohttp's own ``AccessLogger`` interprets a format string and makes one logging call (one
 ``write`` on stderr) per request: measured ~55 µs a request, as much as serving a small file.
 Here a line is one f-string (the same text as aiohttp's default format, or a JSON object), and
-lines go to the logger joined (in pieces under ``PIPE_BUF``, so workers sharing a pipe never
-splice each other's lines), at most ``MAX_DELAY`` seconds or ``MAX_LINES`` lines late.
+what clients send (path, Referer, User-Agent) is escaped as nginx does (``"`` -> ``\\"``,
+``\\`` -> ``\\\\``, control and other unprintable characters -> ``\\xHH``), so a line is always
+one line whose quoted fields can be split reliably. Lines go to the logger joined (in pieces
+under ``PIPE_BUF``, so workers sharing a pipe never splice each other's lines), at most
+``MAX_DELAY`` seconds or ``MAX_LINES`` lines late.
 """
 
 from __future__ import annotations
@@ -28,6 +31,22 @@ from aiohttp.abc import AbstractAccessLogger
 MAX_LINES: Final = 256
 MAX_DELAY: Final = 0.5  # seconds
 MAX_WRITE: Final = 4000  # bytes per logging call, newline included: under PIPE_BUF (4096)
+
+
+def escape(text: str) -> str:
+    """``text`` for a quoted field of a text access log line (see the module docstring)."""
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return text
+    out = []
+    for ch in text:
+        if ch == '"' or ch == "\\":
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    return "".join(out)
 
 
 class AccessSink:
@@ -91,9 +110,10 @@ class AccessSink:
                     return
                 v = request.version
                 h = request.headers
-                sink.add(f'{request.remote or "-"} {sink.stamp(now - t)} "{request.method} {request.path_qs} '
-                         f'HTTP/{v.major}.{v.minor}" {response.status} {response.body_length} '
-                         f'"{h.get("Referer", "-")}" "{h.get("User-Agent", "-")}"')
+                sink.add(f'{request.remote or "-"} {sink.stamp(now - t)} "{request.method} '
+                         f'{escape(request.path_qs)} HTTP/{v.major}.{v.minor}" {response.status} '
+                         f'{response.body_length} "{escape(h.get("Referer", "-"))}" '
+                         f'"{escape(h.get("User-Agent", "-"))}"')
 
             @property
             def enabled(self) -> bool:

@@ -182,7 +182,8 @@ class Keystore:
         return self._store(name, key)
 
     def identity(self) -> KeyInfo:
-        """The node's own key, ``self``: created (Ed25519) on first use, by ``ipmirror serve``.
+        """The node's own key, ``self``: created (Ed25519) on first use, by ``ipmirror init`` (or by
+        ``ipmirror serve`` in a repository made before ``init`` did).
 
         ``gen`` and ``import_`` refuse the name, so this is the only way the key comes to be; two
         processes racing here end up with the same key (the file is linked into place, once)."""
@@ -258,8 +259,8 @@ class Keystore:
                 if info.id == pid:
                     return info.name, self.get(info.name)
         if name_or_id == SELF:
-            raise NotFound("no key named 'self': the node identity key is made by the first "
-                           "'ipmirror serve'; or use a key of your own (see 'ipmirror key gen')", name_or_id)
+            raise NotFound("no key named 'self': the node identity key is made by 'ipmirror init' (or "
+                           "'ipmirror serve'); or use a key of your own (see 'ipmirror key gen')", name_or_id)
         raise NotFound(f"no key named {name_or_id!r}", name_or_id)
 
     def rm(self, name: str) -> PeerID | None:

@@ -182,7 +182,8 @@ class Names:
     def _write_record(self, name: PeerID, raw: bytes) -> None:
         self._verified.pop(name, None)
         try:
-            atomic_write(self._record_file(name), raw)
+            shared = self._records().stat().st_mode & 0o040  # a group may read records (README)
+            atomic_write(self._record_file(name), raw, mode=0o640 if shared else 0o600)
         except OSError as e:
             raise StoreError(f"cannot store the record of {name}: {e.strerror}") from None
 
@@ -362,7 +363,9 @@ class Names:
     def _step(self, head: str, *, first: bool, lookup: Lookup | None) -> str:
         pid = _as_peer_id(head)
         if pid is None and first:
-            with contextlib.suppress(NotFound, InvalidInput):
+            # StoreError: a key this user may not read (a read-only server of another user's
+            # repository); a mirror's name is then found through ``lookup``
+            with contextlib.suppress(NotFound, InvalidInput, StoreError):
                 pid = self.keys.info(head).id
         if pid is not None:
             return self.record(pid).path

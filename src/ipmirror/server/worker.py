@@ -25,6 +25,7 @@ from ipmirror.config import Config, Listener
 from ipmirror.gateway.accesslog import AccessSink
 from ipmirror.server.channel import Channel
 from ipmirror.server.plan import AppSpec, Plan, R
+from ipmirror.server.protocol import GuardedSite, one_arena
 from ipmirror.server.urlmap import check, dispatch
 
 log = logging.getLogger("ipmirror.serve")
@@ -39,6 +40,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_worker(plan: Plan[R], config: Config, socks: Sequence[socket.socket], chan: socket.socket) -> int:
+    one_arena()  # memory of stalled readers can be given back (server/protocol.py, rule 3)
     with plan.open() as res, asyncio.Runner(loop_factory=new_loop) as runner:
         runner.run(_Worker(plan, config, res).serve(socks, chan))
     return 0
@@ -107,7 +109,7 @@ class _Worker(Generic[R]):
             if root_spec.front is not None:
                 handler = root_spec.front(root, handler)
             runner.server.request_handler = handler
-        await web.SockSite(runner, sock).start()
+        await GuardedSite(runner, sock, header_timeout=self.config.server.header_timeout).start()
 
     async def status(self, args: dict[str, Any]) -> dict[str, Any]:
         apps: dict[str, Any] = {}

@@ -86,6 +86,17 @@ def _open_env(p: Path, readonly: bool = False) -> Any:
                      readonly=readonly, metasync=True, sync=True)
 
 
+def _open_use_lock(p: Path, readonly: bool) -> int:
+    """The use lock's file; read-only when this user may not write it (a reader of a repository
+    another user writes: README, "Serving a repository another user writes")."""
+    try:
+        return os.open(p / "use.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    except PermissionError:
+        if not readonly:
+            raise
+        return os.open(p / "use.lock", os.O_RDONLY)
+
+
 class LmdbStore:
     """The LMDB backend of ``store.base.Store``; also a NoCopyStore and Compactable."""
 
@@ -111,7 +122,7 @@ class LmdbStore:
         p = Path(path)
         try:
             (p / "sessions").mkdir(parents=True, exist_ok=True)
-            use_fd = os.open(p / "use.lock", os.O_CREAT | os.O_RDWR, 0o600)
+            use_fd = _open_use_lock(p, readonly)
             fcntl.flock(use_fd, fcntl.LOCK_SH)
             env = _open_env(p, readonly)
         except lmdb.Error as e:

@@ -284,8 +284,34 @@ class Importer:
         for p in paths:
             if not os.path.lexists(p):
                 raise InvalidInput(f"{os.fspath(p)}: no such file or directory")
+        return self._run(lambda sink: self._drive(paths, sink))
+
+    def add_stream(self, fd: int, name: str = "") -> Entry:
+        """Import everything read from ``fd`` (standard input) as one file; returns its root (the
+        wrapping directory with ``wrap``, where the file is called ``name``). Its event's path
+        is ``name``, or the file's CID when there is none (as Kubo prints it)."""
+        if self.options.wrap and not name:
+            raise InvalidInput("wrapping standard input in a directory needs a name for it (--stdin-name)")
+        return self._run(lambda sink: [self._stream(fd, name, sink)])[0]
+
+    def _stream(self, fd: int, name: str, sink: Sink) -> Entry:
+        maker = BlockMaker(self.profile, sink)
+        try:
+            entry = self.import_fd(maker, fd)
+        except OSError as e:
+            raise SourceError(f"standard input: {e.strerror}") from None
+        self._emit(name or str(entry.cid), entry, "file")
+        if not self.options.wrap:
+            return entry
+        root = build_directory(maker, self.profile, [(os.fsencode(name), entry)])
+        self._emit("", root, "directory")
+        return root
+
+    def _run(self, job: Callable[[Sink], list[Entry]]) -> list[Entry]:
+        """Run ``job`` (given the sink of the blocks it makes) on a thread while this one hands
+        its blocks and events on, in order; hash only: on this thread."""
         if self._sink is None:
-            return self._drive(paths, _discard)
+            return job(_discard)
         per_block = self.profile.chunker.size or (512 << 10)
         self._batch_bytes = per_block
         q: queue.Queue[list[_Item] | None] = queue.Queue(
@@ -296,7 +322,7 @@ class Importer:
 
         def driver() -> None:
             try:
-                result.append(self._drive(paths, self._block))
+                result.append(job(self._block))
                 self._flush()
             except BaseException as e:  # handed to the calling thread
                 error.append(e)

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 from ipmirror.codec import dagcbor
 from ipmirror.codec.cid import CID, DAG_CBOR
-from ipmirror.errors import PathNotFound, UnsupportedCodec
+from ipmirror.errors import InvalidInput, PathNotFound, UnsupportedCodec
 from ipmirror.unixfs import exporter as ex
 from ipmirror.unixfs.exporter import Getter, Node
 
@@ -194,4 +194,7 @@ def parse_path(text: str) -> tuple[CID, list[str]]:
     elif t.startswith("ipfs://"):
         t = t[len("ipfs://"):]
     head, _, rest = t.partition("/")
+    if not head:
+        raise InvalidInput(f"{text!r} is not a content path (expected CID[/PATH], /ipfs/CID[/PATH] "
+                           "or /ipns/NAME[/PATH])")
     return CID.parse(head), split_path(rest)
