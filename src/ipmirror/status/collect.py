@@ -74,7 +74,9 @@ def server_facts(st: dict[str, Any] | None, local: bool = False) -> dict[str, An
         rate += float(meter.get("rate", 0.0))
         workers.append({"index": w.get("index"), "pid": w.get("pid"), "state": w.get("state"),
                         "restarts": w.get("restarts", 0), "requests": n,
-                        "rate": round(float(meter.get("rate", 0.0)), 2)})
+                        "rate": round(float(meter.get("rate", 0.0)), 2),
+                        "apps": {name: {k: v for k, v in app.items() if k not in _PATHS}
+                                 for name, app in w.get("apps", {}).items()}})
     services = [s if local else _service(s) for s in st.get("services", [])]
     sp = st.get("service_process")
     extra = {"control_socket": srv.get("control_socket")} if local else {}
