@@ -126,7 +126,7 @@ def test_a_reader_serves_read_only_what_another_user_writes() -> None:
                     with urllib.request.urlopen(base + path, timeout=10) as r:
                         body: bytes = r.read()
                         return body
-                except urllib.error.HTTPError as e:
+                except OSError as e:  # an HTTP error or a timeout: show what the server said
                     log.flush()
                     raise AssertionError(f"{path}: {e}\n{(run_dir / 'serve.log').read_text()}") from None
 

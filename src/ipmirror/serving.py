@@ -121,7 +121,15 @@ def _cache_core(repo: Repo, cfg: Config, client: Client, *, writes: bool) -> Cac
 def _cache_app(read_only: bool) -> Callable[[Repo, Config], web.Application]:
     def build(repo: Repo, cfg: Config) -> web.Application:
         client = HttpClient(cfg.http)
-        app = cache_app.make_app(_cache_core(repo, cfg, client, writes=not read_only), client)
+        try:
+            core = _cache_core(repo, cfg, client, writes=not read_only)
+        except StoreError as e:
+            if not (read_only or repo.readonly):
+                raise
+            # a reader who may not open the caches' database still serves everything else
+            log.warning("ipmirror: warning: caches not served: %s", e)
+            return _caches_unavailable()
+        app = cache_app.make_app(core, client)
         meter = _meter_of(cfg)
         if meter is not None:
             app[METER] = meter  # read by the front: cache requests are counted too
@@ -130,8 +138,21 @@ def _cache_app(read_only: bool) -> Callable[[Repo, Config], web.Application]:
 
 
 def _cache_status(app: web.Application) -> dict[str, Any]:
+    if cache_app.CORE not in app:
+        return {"available": False}
     core = app[cache_app.CORE]
     return {"offline": core.offline, "fills": core.fills.downloads}
+
+
+def _caches_unavailable() -> web.Application:
+    """The cache routes of a server that cannot open the caches (a read-only user): 503."""
+    async def unavailable(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="the caches are not available on this server (read-only)\n")
+
+    app = web.Application()
+    app.router.add_route("*", "/cache/{rest:.*}", unavailable)
+    app.router.add_route("*", "/by-hash/{rest:.*}", unavailable)
+    return app
 
 
 class _CacheUpkeep(Service):
